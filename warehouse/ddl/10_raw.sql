@@ -1,0 +1,33 @@
+-- raw: every received file once, by content hash. Append-only.
+CREATE TABLE IF NOT EXISTS raw.files (
+    file_sha256     VARCHAR PRIMARY KEY,
+    feed            VARCHAR NOT NULL,      -- hl7 | lab_csv | dexa | meds
+    source          VARCHAR,               -- lab source / dexa vendor / NULL
+    name            VARCHAR NOT NULL,      -- path relative to the landing folder, first delivery
+    bytes           BIGINT NOT NULL,
+    received_at     TIMESTAMP NOT NULL,
+    status          VARCHAR NOT NULL,      -- received | parsed | failed
+    run_id          VARCHAR,
+    n_received      INTEGER,
+    n_accepted      INTEGER,
+    n_quarantined   INTEGER
+);
+-- every delivery (path × content); a second path with known content is a duplicate delivery
+CREATE TABLE IF NOT EXISTS raw.deliveries (
+    name            VARCHAR NOT NULL,
+    file_sha256     VARCHAR NOT NULL,
+    feed            VARCHAR NOT NULL,
+    received_at     TIMESTAMP NOT NULL,
+    is_duplicate    BOOLEAN NOT NULL,
+    run_id          VARCHAR,
+    PRIMARY KEY (name, file_sha256)
+);
+CREATE TABLE IF NOT EXISTS raw.runs (
+    run_id          VARCHAR PRIMARY KEY,
+    started_at      TIMESTAMP NOT NULL,
+    finished_at     TIMESTAMP,
+    status          VARCHAR NOT NULL,
+    landing_dir     VARCHAR,
+    n_files_new     INTEGER,
+    parameters_json VARCHAR
+);
