@@ -42,7 +42,9 @@ class StgLabResult(_Lineage):
         description="HL7 MSH-7 message time in facility-local time; orders versions of one result.",
     )
     message_index: int = pa.Field(nullable=True, description="0-based message number in its file.")
-    segment_index: int = pa.Field(nullable=True, description="0-based segment number in its message.")
+    segment_index: int = pa.Field(
+        nullable=True, description="0-based segment number in its message."
+    )
     filler_order_number: str = pa.Field(
         nullable=True, description="HL7 OBR-3 entity id (CSV: accession / order id)."
     )
@@ -57,13 +59,17 @@ class StgLabResult(_Lineage):
     )
     source_code: str = pa.Field(nullable=True, description="Code as sent (OBX-3.1 / CSV code).")
     source_text: str = pa.Field(nullable=True, description="Code text as sent (OBX-3.2).")
-    source_code_system: str = pa.Field(nullable=True, description="Coding system as sent (OBX-3.3).")
+    source_code_system: str = pa.Field(
+        nullable=True, description="Coding system as sent (OBX-3.3)."
+    )
     alt_code: str = pa.Field(nullable=True, description="Alternate code (OBX-3.4).")
     alt_text: str = pa.Field(nullable=True, description="Alternate text (OBX-3.5).")
     alt_code_system: str = pa.Field(nullable=True, description="Alternate coding system (OBX-3.6).")
     sub_id: str = pa.Field(nullable=True, description="HL7 OBX-4 observation sub-id.")
     value_type: str = pa.Field(nullable=True, description="HL7 OBX-2 (NM, SN, ST, TX, CWE…).")
-    original_value: str = pa.Field(nullable=True, description="The value exactly as sent (unescaped).")
+    original_value: str = pa.Field(
+        nullable=True, description="The value exactly as sent (unescaped)."
+    )
     original_unit: str = pa.Field(nullable=True, description="The unit exactly as sent.")
     value_num_original: float = pa.Field(
         nullable=True, description="Numeric value in the original unit (the number of an SN)."
@@ -81,7 +87,9 @@ class StgLabResult(_Lineage):
     result_status: str = pa.Field(
         nullable=True, description="OBX-11 result status (F, C, P, D, W, …); CSV default F."
     )
-    loinc_code: str = pa.Field(nullable=True, description="LOINC after mapping; NULL when unmapped.")
+    loinc_code: str = pa.Field(
+        nullable=True, description="LOINC after mapping; NULL when unmapped."
+    )
     analyte: str = pa.Field(
         nullable=True,
         description="Catalog analyte name (config/analytes.csv); for unmapped results the code text.",
@@ -112,7 +120,9 @@ class StgDexaScan(_Lineage):
         description="`lumbar_spine` (L1-L4), `total_hip`, `femoral_neck`; others kept with their export name.",
     )
     side: str = pa.Field(nullable=True, description="`left` / `right` for hips; NULL for spine.")
-    region: str = pa.Field(nullable=True, description="Region as exported (`L1-L4`, `Neck Left` …).")
+    region: str = pa.Field(
+        nullable=True, description="Region as exported (`L1-L4`, `Neck Left` …)."
+    )
     bmd_g_cm2: float = pa.Field(nullable=True, description="Measured areal BMD, g/cm².")
     bmd_l2_l4_g_cm2: float = pa.Field(
         nullable=True, description="Spine only: L2-L4 BMD when the export has it, g/cm²."
@@ -147,7 +157,9 @@ class StgMedication(_Lineage):
     dose_unit: str = pa.Field(nullable=True, description="Unit of dose_value as sent.")
     dose_mg: float = pa.Field(nullable=True, description="Dose per administration in mg.")
     frequency: str = pa.Field(nullable=True, description="Frequency text as sent.")
-    doses_per_day: float = pa.Field(nullable=True, description="Frequency as administrations per day.")
+    doses_per_day: float = pa.Field(
+        nullable=True, description="Frequency as administrations per day."
+    )
     start_date: dt.date = pa.Field(nullable=True, description="Start (or dispense) date.")
     end_date: dt.date = pa.Field(
         nullable=True, description="End date: as sent, or start + days_supply − 1."

@@ -48,7 +48,7 @@ class Catalog:
 
     def factor(self, analyte: Analyte, unit: str | None) -> float:
         key = unit_key(unit)
-        if key == "" :
+        if key == "":
             raise UnknownUnit(f"no unit given for {analyte.analyte}")
         f = self.factors.get((analyte.analyte, key))
         if f is None:

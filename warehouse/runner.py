@@ -58,7 +58,9 @@ def bind(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: params[k] for k in needed}
 
 
-def execute_file(con: duckdb.DuckDBPyConnection, path: Path, params: Mapping[str, Any] | None = None):
+def execute_file(
+    con: duckdb.DuckDBPyConnection, path: Path, params: Mapping[str, Any] | None = None
+):
     """Run every statement of a SQL file (DDL, or statements with bound parameters)."""
     text = Path(path).read_text(encoding="utf-8")
     for stmt in split_statements(text):
@@ -112,9 +114,7 @@ def set_touched(con, patient_keys: Iterable[str] | None) -> bool:
         return True
     keys = sorted(set(patient_keys))
     if keys:
-        con.execute(
-            "INSERT INTO touched_patients SELECT unnest($keys)", {"keys": keys}
-        )
+        con.execute("INSERT INTO touched_patients SELECT unnest($keys)", {"keys": keys})
     return False
 
 
@@ -131,22 +131,24 @@ def materialize(
     those patients are deleted and recomputed; the model must filter on ``touched_patients``
     unless ``$all_patients``. Returns the table's row count.
     """
-    table = _qualified(name)
+    table = _qualified(name)  # validated identifier: identifiers cannot be bound
     sql = model_sql(name)
     all_patients = set_touched(con, patient_keys)
     p = dict(params or {})
     p["all_patients"] = all_patients
     args = bind(sql, p)
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema || '.' || table_name = $n",
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema || '.' || table_name = $n",
         {"n": table},
     ).fetchone()[0]
     if all_patients or not exists:
-        if not exists or all_patients:
-            con.execute("CREATE OR REPLACE TABLE " + table + " AS " + sql, args)
+        con.execute("CREATE OR REPLACE TABLE " + table + " AS " + sql, args)  # noqa: S608
     else:
         con.execute(
-            "DELETE FROM " + table + " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"
+            "DELETE FROM "
+            + table  # noqa: S608
+            + " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"
         )
-        con.execute("INSERT INTO " + table + " BY NAME " + sql, args)
-    return con.execute("SELECT count(*) FROM " + table).fetchone()[0]
+        con.execute("INSERT INTO " + table + " BY NAME " + sql, args)  # noqa: S608
+    return con.execute("SELECT count(*) FROM " + table).fetchone()[0]  # noqa: S608
