@@ -145,10 +145,7 @@ def materialize(
     if all_patients or not exists:
         con.execute("CREATE OR REPLACE TABLE " + table + " AS " + sql, args)  # noqa: S608
     else:
-        con.execute(
-            "DELETE FROM "
-            + table  # noqa: S608
-            + " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"
-        )
+        where = " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"
+        con.execute("DELETE FROM " + table + where)  # noqa: S608
         con.execute("INSERT INTO " + table + " BY NAME " + sql, args)  # noqa: S608
     return con.execute("SELECT count(*) FROM " + table).fetchone()[0]  # noqa: S608
