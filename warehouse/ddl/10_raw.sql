@@ -31,3 +31,16 @@ CREATE TABLE IF NOT EXISTS raw.runs (
     n_files_new     INTEGER,
     parameters_json VARCHAR
 );
+-- patients whose inputs a run changed (drives the incremental feature refresh)
+CREATE TABLE IF NOT EXISTS raw.touched_patients (
+    run_id          VARCHAR NOT NULL,
+    patient_key     VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, patient_key)
+);
+-- parameters the feature marts were last built with (a change forces a full rebuild)
+CREATE TABLE IF NOT EXISTS raw.feature_state (
+    model           VARCHAR PRIMARY KEY,
+    params_json     VARCHAR NOT NULL,
+    built_at        TIMESTAMP NOT NULL,
+    run_id          VARCHAR
+);

@@ -1,0 +1,176 @@
+"""Assets, one per warehouse layer step: landing → raw → staged → core → marts → published.
+
+Thin wiring only: each asset calls one step of ``warehouse.steps`` and reports its counts
+as materialization metadata. Asset keys are ``[schema, table]`` so the graph in the UI reads
+like the warehouse.
+"""
+
+import time
+
+import dagster as dg
+
+from pipelines.resources import WarehouseResource
+from transforms.landing import FEEDS
+from warehouse import params, steps
+from warehouse.publish import publish
+from warehouse.runner import MODELS_DIR
+
+RAW = dg.AssetKey(["raw", "files"])
+STAGED = {
+    "hl7": dg.AssetKey(["staging", "stg_hl7__lab_result"]),
+    "lab_csv": dg.AssetKey(["staging", "stg_lab_csv__lab_result"]),
+    "dexa": dg.AssetKey(["staging", "stg_dexa__scan"]),
+    "meds": dg.AssetKey(["staging", "stg_meds__medication"]),
+}
+CORE_KEYS = [dg.AssetKey(name.split(".")) for name in steps.CORE_MODELS]
+FEATURE_KEYS = [dg.AssetKey(name.split(".")) for name in steps.FEATURE_MODELS]
+OMOP = dg.AssetKey(["omop", "views"])
+PUBLISHED = dg.AssetKey(["published", "analytics"])
+
+
+class FeatureConfig(dg.Config):
+    """Run configuration of the feature marts (defaults from config/features.yaml)."""
+
+    thresholds_pg_ml: list[float] | None = None
+    max_gap_days: int | None = None
+    censored_fraction: float | None = None
+    min_span_years: float | None = None
+    full_rebuild: bool = False
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in self.model_dump().items() if v is not None and k != "full_rebuild"}
+
+
+def describe(key: dg.AssetKey) -> str:
+    """The table's description from its SQL model's header comment."""
+    path = MODELS_DIR / key.path[0] / f"{key.path[1]}.sql"
+    if not path.exists():
+        return ""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("--"):
+            break
+        lines.append(line[2:].strip())
+    return " ".join(lines)
+
+
+def _summary_metadata(summary: steps.FeedSummary, seconds: float) -> dict:
+    return {
+        "files": summary.files,
+        "records_received": summary.received,
+        "records_accepted": summary.accepted,
+        "records_quarantined": summary.quarantined,
+        "quarantined_by_check": dg.MetadataValue.json(summary.by_check),
+        "duration_s": round(seconds, 2),
+    }
+
+
+@dg.asset(
+    key=RAW,
+    group_name="raw",
+    description="Every received landing file once, by content hash; bytes archived.",
+)
+def raw_files(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    t0 = time.perf_counter()
+    home = warehouse.get_home()
+    steps.start_run(home, context.run_id, warehouse.landing_dir())
+    summaries = steps.land(home, warehouse.landing_dir(), context.run_id)
+    dup = {f: s.quarantined for f, s in summaries.items() if s.quarantined}
+    return dg.MaterializeResult(
+        metadata={
+            "duplicate_deliveries": dg.MetadataValue.json(dup),
+            "duration_s": round(time.perf_counter() - t0, 2),
+        }
+    )
+
+
+def _staged_asset(feed: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=STAGED[feed],
+        deps=[RAW],
+        group_name="staging",
+        name=None,
+        description=f"Parsed, normalized and validated {feed} records; failures to quality.quarantine.",
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL),
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        summary = steps.stage(warehouse.get_home(), feed, context.run_id, log=context.log.info)
+        return dg.MaterializeResult(metadata=_summary_metadata(summary, time.perf_counter() - t0))
+
+    return _asset
+
+
+staged_assets = [_staged_asset(feed) for feed in FEEDS]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(key, deps=list(STAGED.values()), group_name="core", description=describe(key))
+        for key in CORE_KEYS
+    ],
+)
+def core_tables(warehouse: WarehouseResource):
+    """Staged → core: a deterministic rebuild of every core table (one transaction)."""
+    t0 = time.perf_counter()
+    counts = steps.build_core(warehouse.get_home(), params.core_params())
+    seconds = round(time.perf_counter() - t0, 2)
+    for key in CORE_KEYS:
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={"rows": counts[".".join(key.path)], "duration_s": seconds}
+        )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(key, deps=CORE_KEYS, group_name="marts", description=describe(key))
+        for key in FEATURE_KEYS
+    ],
+)
+def feature_marts(
+    context: dg.AssetExecutionContext, config: FeatureConfig, warehouse: WarehouseResource
+):
+    """Core → marts, recomputed for the patients this run touched (full when parameters change)."""
+    t0 = time.perf_counter()
+    p = params.feature_params(config.overrides())
+    counts = steps.build_features(warehouse.get_home(), p, context.run_id, full=config.full_rebuild)
+    seconds = round(time.perf_counter() - t0, 2)
+    for key in FEATURE_KEYS:
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={"rows": counts[".".join(key.path)], "duration_s": seconds}
+        )
+
+
+@dg.asset(key=OMOP, deps=CORE_KEYS, group_name="omop", description="OMOP CDM v5.4 views over core.")
+def omop_views(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    names = steps.build_omop(warehouse.get_home())
+    return dg.MaterializeResult(metadata={"views": ", ".join(names)})
+
+
+@dg.asset(
+    key=PUBLISHED,
+    deps=[*FEATURE_KEYS, OMOP],
+    group_name="published",
+    description="Read-only analyst snapshot published/analytics.duckdb, swapped atomically.",
+)
+def published_analytics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    home = warehouse.get_home()
+    path = publish(home)
+    steps.finish_run(home, context.run_id)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+
+all_assets = [
+    raw_files,
+    *staged_assets,
+    core_tables,
+    feature_marts,
+    omop_views,
+    published_analytics,
+]

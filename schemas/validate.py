@@ -1,0 +1,170 @@
+"""Record-level validation of staged rows with Pandera; failures become quarantine rejects.
+
+Each staged model is extended with the plausibility and date rules that decide whether a
+row may flow into core. The reference values a rule needs (plausible range of the row's
+analyte, the run date) are joined onto the frame as ``_``-prefixed columns so that the
+rules stay ordinary, row-wise Pandera checks. Only the failing row *indexes* are used:
+Pandera's failure cases of frame-wide checks copy whole rows, so they are never stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from schemas.staging import StgDexaScan, StgLabResult, StgMedication
+from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, Reject
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SCHEMA_VIOLATION = "schema_violation"
+
+BMD_RANGE_G_CM2 = (0.2, 2.5)
+SCORE_RANGE = (-10.0, 10.0)
+
+
+def _ok(expr: pl.Expr) -> pl.Expr:
+    return expr.fill_null(True).alias("ok")
+
+
+class LabResultRules(StgLabResult):
+    """Rules a lab result must pass to reach core.fct_lab_result."""
+
+    @pa.dataframe_check(name=IMPLAUSIBLE_VALUE)
+    def plausible_value(cls, data: PolarsData) -> pl.LazyFrame:
+        v = pl.col("value")
+        inside = (v >= pl.col("_min_value")) & (v <= pl.col("_max_value"))
+        return data.lazyframe.select(_ok(inside))
+
+    @pa.dataframe_check(name=FUTURE_DATE)
+    def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_ok(pl.col("collected_at") <= pl.col("_as_of")))
+
+
+class DexaScanRules(StgDexaScan):
+    """Rules a DXA measurement must pass to reach core.fct_dexa_scan."""
+
+    @pa.dataframe_check(name=IMPLAUSIBLE_VALUE)
+    def plausible_values(cls, data: PolarsData) -> pl.LazyFrame:
+        lo, hi = BMD_RANGE_G_CM2
+        slo, shi = SCORE_RANGE
+        ok = (
+            pl.col("bmd_g_cm2").is_between(lo, hi).fill_null(True)
+            & pl.col("bmd_l2_l4_g_cm2").is_between(lo, hi).fill_null(True)
+            & pl.col("t_score").is_between(slo, shi).fill_null(True)
+            & pl.col("z_score").is_between(slo, shi).fill_null(True)
+        )
+        return data.lazyframe.select(ok.alias("ok"))
+
+    @pa.dataframe_check(name=FUTURE_DATE)
+    def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_ok(pl.col("scan_date") <= pl.col("_as_of").dt.date()))
+
+
+class MedicationRules(StgMedication):
+    """Rules a medication record must pass to reach core.fct_medication."""
+
+    @pa.dataframe_check(name=IMPLAUSIBLE_VALUE)
+    def plausible_values(cls, data: PolarsData) -> pl.LazyFrame:
+        ok = (
+            (pl.col("dose_value") > 0).fill_null(True)
+            & (pl.col("days_supply").is_between(1, 366)).fill_null(True)
+            & (pl.col("end_date") >= pl.col("start_date")).fill_null(True)
+        )
+        return data.lazyframe.select(ok.alias("ok"))
+
+    @pa.dataframe_check(name=FUTURE_DATE)
+    def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_ok(pl.col("start_date") <= pl.col("_as_of").dt.date()))
+
+
+RULES = {
+    "lab_result": LabResultRules,
+    "dexa_scan": DexaScanRules,
+    "medication": MedicationRules,
+}
+
+
+@lru_cache(maxsize=4)
+def plausible_ranges(path: str = str(CONFIG_DIR / "plausible_ranges.csv")) -> pl.DataFrame:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return pl.DataFrame(
+        {
+            "analyte": [r["analyte"] for r in rows],
+            "unit": [r["unit"] for r in rows],
+            "_min_value": [float(r["min_value"]) for r in rows],
+            "_max_value": [float(r["max_value"]) for r in rows],
+        }
+    )
+
+
+def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
+    """A readable reason and a de-identified excerpt (no patient columns are read)."""
+    if kind == "lab_result":
+        what = f"{row.get('analyte')} {row.get('value')} {row.get('unit')}"
+        if check == IMPLAUSIBLE_VALUE:
+            return (
+                f"{what} outside plausible range [{row.get('_min_value')}, {row.get('_max_value')}]",
+                what,
+            )
+        if check == FUTURE_DATE:
+            return f"collected_at {row.get('collected_at')} is after the run date", what
+    if kind == "dexa_scan":
+        what = f"{row.get('site')} BMD {row.get('bmd_g_cm2')} T {row.get('t_score')} Z {row.get('z_score')}"
+        if check == IMPLAUSIBLE_VALUE:
+            return f"{what} outside BMD {BMD_RANGE_G_CM2} g/cm² or score {SCORE_RANGE}", what
+        if check == FUTURE_DATE:
+            return f"scan_date {row.get('scan_date')} is after the run date", what
+    if kind == "medication":
+        what = f"{row.get('drug_name')} {row.get('dose_value')} {row.get('dose_unit')}"
+        if check == IMPLAUSIBLE_VALUE:
+            return f"{what}: dose ≤ 0, days supply outside 1-366 or end before start", what
+        if check == FUTURE_DATE:
+            return f"start_date {row.get('start_date')} is after the run date", what
+    return f"failed {check}", None
+
+
+def validate(kind: str, df: pl.DataFrame, as_of: dt.datetime) -> list[Reject]:
+    """Run the Pandera rules of ``kind`` on staged rows; one Reject per failing row × check."""
+    if df.height == 0:
+        return []
+    frame = df.with_columns(pl.lit(as_of, dtype=pl.Datetime("us")).alias("_as_of"))
+    if kind == "lab_result":
+        frame = frame.join(
+            plausible_ranges(), on=["analyte", "unit"], how="left", maintain_order="left"
+        )
+    try:
+        RULES[kind].validate(frame, lazy=True)
+        return []
+    except pa.errors.SchemaErrors as err:
+        failures = err.failure_cases.select("check", "index", "column")
+    rejects: list[Reject] = []
+    seen: set[tuple[int, str]] = set()
+    for check, index, column in failures.iter_rows():
+        if index is None:
+            raise ValueError(f"{kind}: frame-level schema failure in {column}: {check}")
+        name = check if check in (IMPLAUSIBLE_VALUE, FUTURE_DATE) else SCHEMA_VIOLATION
+        if (index, name) in seen:
+            continue
+        seen.add((index, name))
+        row = frame.row(index, named=True)
+        if name == SCHEMA_VIOLATION:
+            reason, excerpt = f"column {column} failed {check}", None
+        else:
+            reason, excerpt = _reason(kind, name, row)
+        rejects.append(
+            Reject(
+                position=row["position"],
+                check_name=name,
+                reason=reason,
+                excerpt=excerpt,
+                message_control_id=row.get("message_control_id"),
+            )
+        )
+    return rejects

@@ -1,0 +1,89 @@
+"""The restricted identity store: the only place MRNs, names and birth dates are kept.
+
+Its own DuckDB file under ``$LABWH_HOME/restricted/`` (owner-only folder and file), never
+attached to the analyst warehouse and never published.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from transforms.records import Identity
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS patient_identifier (
+    patient_key      VARCHAR NOT NULL,
+    namespace        VARCHAR NOT NULL,
+    identifier       VARCHAR NOT NULL,
+    identifier_type  VARCHAR,
+    family_name      VARCHAR,
+    given_name       VARCHAR,
+    birth_date       VARCHAR,
+    PRIMARY KEY (namespace, identifier)
+)
+"""
+
+
+_COLUMNS = {
+    c: pl.String
+    for c in (
+        "patient_key",
+        "namespace",
+        "identifier",
+        "identifier_type",
+        "family_name",
+        "given_name",
+        "birth_date",
+    )
+}
+
+
+class IdentityStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        self.con = duckdb.connect(str(self.path))
+        self.con.execute(_DDL)
+        os.chmod(self.path, 0o600)
+
+    def add(self, identities: Iterable[Identity]) -> int:
+        unique = {(i.namespace, i.identifier): i for i in identities}
+        if not unique:
+            return 0
+        frame = pl.DataFrame(
+            [
+                (
+                    i.patient_key,
+                    i.namespace,
+                    i.identifier,
+                    i.identifier_type,
+                    i.family_name,
+                    i.given_name,
+                    i.birth_date,
+                )
+                for i in unique.values()
+            ],
+            schema=_COLUMNS,
+            orient="row",
+        )
+        self.con.register("_identities", frame.to_arrow())
+        try:
+            self.con.execute("INSERT OR IGNORE INTO patient_identifier SELECT * FROM _identities")
+        finally:
+            self.con.unregister("_identities")
+        return len(unique)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> IdentityStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

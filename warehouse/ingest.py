@@ -1,0 +1,305 @@
+"""Landing → raw → staged (+ quarantine): the warehouse side of ingestion.
+
+- ``register_deliveries``: every landing file is hashed; new content is archived (bytes kept
+  whole under ``archive/<sha[:2]>/<sha>``) and recorded once in ``raw.files``; known content
+  under a new name is a duplicate delivery (one ``duplicate_file`` quarantine row). A path
+  already seen with the same content is ignored, so re-running on the same landing folder
+  changes nothing.
+- ``stage_file``: parses one received file, validates its rows (``schemas.validate``), and in
+  one transaction replaces that file's staged rows, adds its quarantine rows and records its
+  counts. Re-staging a file (crash recovery, release after a mapping fix) is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from schemas import staging as stg
+from schemas.validate import validate
+from transforms.landing import LandingFile, sha256_file
+from transforms.parsers import RECORD_KIND, STAGED_TABLE, iter_parse_file
+from transforms.records import DUPLICATE_FILE, Pseudonymizer, Reject
+from warehouse.home import Home
+from warehouse.identity import IdentityStore
+from warehouse.runner import apply_ddl
+
+MODELS = {
+    "staging.stg_hl7__lab_result": stg.StgLabResult,
+    "staging.stg_lab_csv__lab_result": stg.StgLabResult,
+    "staging.stg_dexa__scan": stg.StgDexaScan,
+    "staging.stg_meds__medication": stg.StgMedication,
+}
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """DDL files, then the staged tables created from their Pandera models."""
+    apply_ddl(con)
+    for table, model in MODELS.items():
+        con.register("_empty", stg.empty_frame(model).to_arrow())
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS " + table + " AS SELECT * FROM _empty")  # noqa: S608
+        finally:
+            con.unregister("_empty")
+
+
+@dataclass
+class FileStats:
+    feed: str
+    file_sha256: str
+    received: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    by_check: dict[str, int] = field(default_factory=dict)
+    patient_keys: set[str] = field(default_factory=set)
+
+
+@dataclass
+class DeliveryResult:
+    new_files: list[tuple[LandingFile, str]]  # (file, sha256) received for the first time
+    duplicates: list[FileStats]
+
+
+def archive_path(home: Home, sha: str) -> Path:
+    return home.archive / sha[:2] / sha
+
+
+def _archive(home: Home, src: Path, sha: str) -> None:
+    dest = archive_path(home, sha)
+    if dest.exists():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".part")
+    shutil.copyfile(src, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, dest)
+
+
+def register_deliveries(
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    files: Iterable[LandingFile],
+    *,
+    run_id: str,
+    now: dt.datetime,
+) -> DeliveryResult:
+    new_files: list[tuple[LandingFile, str]] = []
+    duplicates: list[FileStats] = []
+    for lf in files:
+        sha = sha256_file(lf.path)
+        seen = con.execute(
+            "SELECT 1 FROM raw.deliveries WHERE name = $n AND file_sha256 = $s",
+            {"n": lf.name, "s": sha},
+        ).fetchone()
+        if seen:
+            continue
+        known = con.execute(
+            "SELECT name FROM raw.files WHERE file_sha256 = $s", {"s": sha}
+        ).fetchone()
+        if known is None and any(sha == s for _, s in new_files):
+            known = ("(same run)",)
+        con.execute("BEGIN")
+        try:
+            if known is None:
+                _archive(home, lf.path, sha)
+                con.execute(
+                    "INSERT INTO raw.files (file_sha256, feed, source, name, bytes, received_at, status, run_id) "
+                    "VALUES ($s, $f, $src, $n, $b, $t, 'received', $r)",
+                    {
+                        "s": sha,
+                        "f": lf.feed,
+                        "src": lf.source,
+                        "n": lf.name,
+                        "b": lf.path.stat().st_size,
+                        "t": now,
+                        "r": run_id,
+                    },
+                )
+            else:
+                _insert_rejects(
+                    con,
+                    sha,
+                    lf.feed,
+                    lf.source,
+                    [
+                        Reject(
+                            position=f"delivery {lf.name}",
+                            check_name=DUPLICATE_FILE,
+                            reason="identical bytes were already received under another name",
+                        )
+                    ],
+                    run_id=run_id,
+                    now=now,
+                )
+                duplicates.append(
+                    FileStats(lf.feed, sha, received=1, quarantined=1, by_check={DUPLICATE_FILE: 1})
+                )
+            con.execute(
+                "INSERT INTO raw.deliveries VALUES ($n, $s, $f, $t, $d, $r)",
+                {
+                    "n": lf.name,
+                    "s": sha,
+                    "f": lf.feed,
+                    "t": now,
+                    "d": known is not None,
+                    "r": run_id,
+                },
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if known is None:
+            new_files.append((lf, sha))
+    return DeliveryResult(new_files, duplicates)
+
+
+def _insert_rejects(con, sha, feed, source, rejects: list[Reject], *, run_id, now) -> None:
+    if not rejects:
+        return
+    frame = pl.DataFrame(
+        {
+            "file_sha256": [sha] * len(rejects),
+            "position": [r.position for r in rejects],
+            "feed": [feed] * len(rejects),
+            "source": [source] * len(rejects),
+            "check_name": [r.check_name for r in rejects],
+            "reason": [r.reason for r in rejects],
+            "excerpt": [r.excerpt for r in rejects],
+            "message_control_id": [r.message_control_id for r in rejects],
+            "run_id": [run_id] * len(rejects),
+            "quarantined_at": [now] * len(rejects),
+        },
+        schema_overrides={
+            "source": pl.String,
+            "excerpt": pl.String,
+            "message_control_id": pl.String,
+        },
+    )
+    con.register("_rejects", frame.to_arrow())
+    try:
+        con.execute("INSERT OR IGNORE INTO quality.quarantine BY NAME SELECT * FROM _rejects")
+    finally:
+        con.unregister("_rejects")
+
+
+def files_to_stage(con, feed: str) -> list[tuple[str, str | None, str]]:
+    """(sha256, source, name) of received files of ``feed`` not yet staged."""
+    return con.execute(
+        "SELECT file_sha256, source, name FROM raw.files WHERE feed = $f AND status = 'received' "
+        "ORDER BY received_at, name",
+        {"f": feed},
+    ).fetchall()
+
+
+def stage_file(
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    identities: IdentityStore,
+    *,
+    feed: str,
+    source: str | None,
+    name: str,
+    file_sha256: str,
+    pseudonymize: Pseudonymizer,
+    run_id: str,
+    as_of: dt.datetime,
+) -> FileStats:
+    """Parse, validate and stage one archived file (idempotent)."""
+    table = STAGED_TABLE[feed]
+    kind = RECORD_KIND[feed]
+    stats = FileStats(feed, file_sha256)
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM " + table + " WHERE file_sha256 = $s", {"s": file_sha256})  # noqa: S608
+        all_positions: set[str] = set()
+        bad_positions: set[str] = set()
+        produced: set[tuple[str, str]] = set()
+        for result in iter_parse_file(
+            feed,
+            source,
+            name,
+            archive_path(home, file_sha256),
+            file_sha256=file_sha256,
+            pseudonymize=pseudonymize,
+        ):
+            rejects = list(result.rejects) + validate(kind, result.rows, as_of)
+            identities.add(result.identities)
+            if result.rows.height:
+                con.register("_rows", result.rows.to_arrow())
+                try:
+                    con.execute("INSERT INTO " + table + " BY NAME SELECT * FROM _rows")  # noqa: S608
+                finally:
+                    con.unregister("_rows")
+                all_positions.update(result.rows["position"].to_list())
+                stats.patient_keys.update(k for k in result.rows["patient_key"].to_list() if k)
+            _insert_rejects(con, file_sha256, feed, source, rejects, run_id=run_id, now=as_of)
+            for r in rejects:
+                all_positions.add(r.position)
+                bad_positions.add(r.position)
+                produced.add((r.position, r.check_name))
+                stats.by_check[r.check_name] = stats.by_check.get(r.check_name, 0) + 1
+        _release_resolved(con, file_sha256, produced, run_id=run_id, now=as_of)
+        stats.received = len(all_positions)
+        stats.quarantined = len(bad_positions)
+        stats.accepted = stats.received - stats.quarantined
+        con.execute(
+            "UPDATE raw.files SET status = 'parsed', n_received = $r, n_accepted = $a, "
+            "n_quarantined = $q, run_id = $run WHERE file_sha256 = $s",
+            {
+                "r": stats.received,
+                "a": stats.accepted,
+                "q": stats.quarantined,
+                "run": run_id,
+                "s": file_sha256,
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return stats
+
+
+def _release_resolved(con, sha: str, produced: set[tuple[str, str]], *, run_id: str, now) -> None:
+    """Quarantine rows of this file that the current parse no longer produces are released."""
+    open_rows = con.execute(
+        "SELECT quarantine_id, position, check_name FROM quality.quarantine "
+        "WHERE file_sha256 = $s AND released_at IS NULL AND check_name <> 'duplicate_file'",
+        {"s": sha},
+    ).fetchall()
+    resolved = [qid for qid, pos, check in open_rows if (pos, check) not in produced]
+    if resolved:
+        con.execute(
+            "UPDATE quality.quarantine SET released_at = $t, release_run_id = $r "
+            "WHERE list_contains($ids, quarantine_id)",
+            {"t": now, "r": run_id, "ids": resolved},
+        )
+    # a record that fails again after a release is quarantined again
+    again = [(pos, check) for pos, check in produced]
+    if again:
+        con.execute(
+            "UPDATE quality.quarantine SET released_at = NULL, release_run_id = NULL "
+            "WHERE file_sha256 = $s AND released_at IS NOT NULL "
+            "AND list_contains($keys, position || '|' || check_name)",
+            {"s": sha, "keys": [f"{p}|{c}" for p, c in again]},
+        )
+
+
+def mark_for_restage(con, file_shas: Iterable[str]) -> int:
+    """Put files back in the queue (release after a mapping fix re-parses them)."""
+    shas = sorted(set(file_shas))
+    if shas:
+        con.execute(
+            "UPDATE raw.files SET status = 'received' WHERE list_contains($s, file_sha256)",
+            {"s": shas},
+        )
+    return len(shas)

@@ -1,0 +1,105 @@
+-- core.fct_lab_result_history: one row per version of a lab result (every OBX / CSV row that
+-- reached core), ordered by the message time that made it. A correction (C) supersedes the
+-- earlier version of the same OBR-3 filler order + OBX-3 code + OBX-4 sub-id; D / W retract.
+-- Out-of-order arrival ends in the same state because versions are ordered by MSH-7, not by
+-- arrival. Quarantined rows (not released) never enter.
+WITH
+staged AS (
+    SELECT *, 'hl7' AS feed FROM staging.stg_hl7__lab_result
+    UNION ALL BY NAME
+    SELECT *, 'lab_csv' AS feed FROM staging.stg_lab_csv__lab_result
+),
+
+held AS (
+    SELECT DISTINCT file_sha256, position
+    FROM quality.quarantine
+    WHERE released_at IS NULL
+),
+
+received AS (
+    SELECT file_sha256, received_at FROM raw.files
+),
+
+accepted AS (
+    SELECT s.*, r.received_at
+    FROM staged AS s
+    LEFT JOIN received AS r USING (file_sha256)
+    ANTI JOIN held AS h USING (file_sha256, position)
+),
+
+keyed AS (
+    SELECT
+        *,
+        -- the identity of a result across versions
+        CASE
+            WHEN filler_order_number IS NOT NULL THEN
+                concat_ws('|', feed, coalesce(sending_facility, source_system), patient_key,
+                          filler_order_number, source_code, coalesce(sub_id, ''))
+            ELSE concat_ws('|', feed, source_system, patient_key, source_code,
+                           coalesce(CAST(collected_at AS VARCHAR), file_sha256 || position))
+        END AS result_key,
+        CASE upper(coalesce(result_status, 'F'))
+            WHEN 'P' THEN 1 WHEN 'R' THEN 1 WHEN 'I' THEN 0
+            WHEN 'F' THEN 2 WHEN 'A' THEN 3 WHEN 'B' THEN 3 WHEN 'C' THEN 3
+            WHEN 'D' THEN 4 WHEN 'W' THEN 4
+            ELSE 2
+        END AS status_rank
+    FROM accepted
+),
+
+ordered AS (
+    SELECT
+        *,
+        md5(result_key) AS result_id,
+        coalesce(message_at, received_at) AS version_at,
+        row_number() OVER w AS version_no,
+        count(*) OVER (PARTITION BY result_key) AS n_versions,
+        lead(coalesce(message_at, received_at)) OVER w AS next_version_at
+    FROM keyed
+    WINDOW w AS (
+        PARTITION BY result_key
+        ORDER BY coalesce(message_at, received_at), status_rank, file_sha256,
+                 message_index, segment_index, position
+    )
+)
+
+SELECT
+    result_id,
+    version_no,
+    n_versions,
+    version_no = n_versions AS is_latest_version,
+    upper(coalesce(result_status, 'F')) IN ('D', 'W') AS is_retraction,
+    version_at AS valid_from,
+    next_version_at AS valid_to,
+    patient_key,
+    feed,
+    source_system,
+    sending_facility,
+    source_code,
+    source_text,
+    source_code_system,
+    alt_code,
+    loinc_code,
+    analyte,
+    is_mapped,
+    collected_at,
+    observed_at,
+    value,
+    unit,
+    comparator,
+    original_value,
+    original_unit,
+    value_text,
+    detection_limit,
+    method,
+    reference_range,
+    abnormal_flags,
+    upper(coalesce(result_status, 'F')) AS result_status,
+    filler_order_number,
+    sub_id,
+    message_control_id,
+    message_at,
+    file_sha256,
+    position,
+    received_at
+FROM ordered

@@ -1,0 +1,36 @@
+-- omop.drug_exposure: one row per core.fct_medication record.
+WITH
+meds AS (
+    SELECT * FROM core.fct_medication
+),
+
+concepts AS (
+    SELECT * FROM core.ref_omop_concept WHERE domain = 'drug'
+)
+
+SELECT
+    CAST(hash(m.medication_record_id) >> 1 AS BIGINT) AS drug_exposure_id,
+    CAST(hash(m.patient_key) >> 1 AS BIGINT) AS person_id,
+    coalesce(c.concept_id, 0) AS drug_concept_id,
+    m.start_date AS drug_exposure_start_date,
+    CAST(m.start_date AS TIMESTAMP) AS drug_exposure_start_datetime,
+    coalesce(m.end_date, m.start_date) AS drug_exposure_end_date,
+    CAST(coalesce(m.end_date, m.start_date) AS TIMESTAMP) AS drug_exposure_end_datetime,
+    CAST(NULL AS DATE) AS verbatim_end_date,
+    CASE m.record_type WHEN 'dispense' THEN 32825 ELSE 32817 END AS drug_type_concept_id,  -- 32825 dispensing | 32817 EHR
+    CAST(NULL AS VARCHAR) AS stop_reason,
+    CAST(NULL AS INTEGER) AS refills,
+    m.quantity,
+    m.days_supply,
+    m.frequency AS sig,
+    0 AS route_concept_id,
+    CAST(NULL AS VARCHAR) AS lot_number,
+    CAST(NULL AS BIGINT) AS provider_id,
+    CAST(NULL AS BIGINT) AS visit_occurrence_id,
+    CAST(NULL AS BIGINT) AS visit_detail_id,
+    m.rxnorm_code AS drug_source_value,
+    0 AS drug_source_concept_id,
+    CAST(NULL AS VARCHAR) AS route_source_value,
+    m.dose_unit AS dose_unit_source_value
+FROM meds AS m
+LEFT JOIN concepts AS c ON c.source_code = m.rxnorm_code

@@ -1,0 +1,45 @@
+-- omop.measurement: OMOP CDM v5.4 MEASUREMENT, one row per core.fct_lab_result row.
+-- A censored "<5" is value_as_number 5 with operator_concept_id 4171756 ('<').
+-- Concept ids come from core.ref_omop_concept (config/omop_concepts.csv); 0 = no mapping.
+WITH
+results AS (
+    SELECT * FROM core.fct_lab_result
+),
+
+concepts AS (
+    SELECT * FROM core.ref_omop_concept
+)
+
+SELECT
+    CAST(hash(r.result_id) >> 1 AS BIGINT) AS measurement_id,
+    CAST(hash(r.patient_key) >> 1 AS BIGINT) AS person_id,
+    coalesce(mc.concept_id, 0) AS measurement_concept_id,
+    CAST(r.collected_at AS DATE) AS measurement_date,
+    r.collected_at AS measurement_datetime,
+    CAST(NULL AS VARCHAR) AS measurement_time,
+    32817 AS measurement_type_concept_id,  -- 32817 | EHR
+    CASE r.comparator
+        WHEN '<' THEN 4171756   -- <
+        WHEN '<=' THEN 4171754  -- <=
+        WHEN '>=' THEN 4171755  -- >=
+        WHEN '>' THEN 4172704   -- >
+        ELSE CASE WHEN r.value IS NOT NULL THEN 4172703 END  -- =
+    END AS operator_concept_id,
+    r.value AS value_as_number,
+    CAST(NULL AS INTEGER) AS value_as_concept_id,
+    coalesce(uc.concept_id, 0) AS unit_concept_id,
+    CAST(NULL AS DOUBLE) AS range_low,
+    CAST(NULL AS DOUBLE) AS range_high,
+    CAST(NULL AS BIGINT) AS provider_id,
+    CAST(NULL AS BIGINT) AS visit_occurrence_id,
+    CAST(NULL AS BIGINT) AS visit_detail_id,
+    coalesce(r.loinc_code, r.source_code) AS measurement_source_value,
+    0 AS measurement_source_concept_id,
+    r.unit AS unit_source_value,
+    CAST(NULL AS INTEGER) AS unit_source_concept_id,
+    r.original_value AS value_source_value,
+    CAST(NULL AS BIGINT) AS measurement_event_id,
+    CAST(NULL AS INTEGER) AS meas_event_field_concept_id
+FROM results AS r
+LEFT JOIN concepts AS mc ON mc.domain = 'measurement' AND mc.source_code = r.loinc_code
+LEFT JOIN concepts AS uc ON uc.domain = 'unit' AND uc.source_code = r.unit

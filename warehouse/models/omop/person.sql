@@ -1,0 +1,19 @@
+-- omop.person: OMOP CDM v5.4 PERSON, one row per core.dim_patient patient.
+-- person_id is a stable 63-bit hash of the pseudonymous patient_key; person_source_value is
+-- the pseudonymous key itself (never an MRN).
+SELECT
+    CAST(hash(patient_key) >> 1 AS BIGINT) AS person_id,
+    CASE sex WHEN 'M' THEN 8507 WHEN 'F' THEN 8532 ELSE 0 END AS gender_concept_id,  -- 8507 MALE | 8532 FEMALE
+    birth_year AS year_of_birth,
+    CAST(NULL AS INTEGER) AS month_of_birth,
+    CAST(NULL AS INTEGER) AS day_of_birth,
+    CAST(NULL AS TIMESTAMP) AS birth_datetime,
+    0 AS race_concept_id,
+    0 AS ethnicity_concept_id,
+    CAST(NULL AS BIGINT) AS location_id,
+    CAST(NULL AS BIGINT) AS provider_id,
+    CAST(NULL AS BIGINT) AS care_site_id,
+    patient_key AS person_source_value,
+    sex AS gender_source_value,
+    0 AS gender_source_concept_id
+FROM core.dim_patient

@@ -1,0 +1,219 @@
+"""The pipeline's steps on the warehouse, each callable on its own.
+
+Dagster assets (pipelines/) call these one per asset; tests call them directly. Each step
+opens what it needs from a ``Home`` and leaves the warehouse consistent when it returns or
+fails (file-level transactions in ingestion, whole-table rebuilds elsewhere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from transforms.landing import FEEDS, discover
+from transforms.pseudonym import make_pseudonymizer
+from warehouse import ingest
+from warehouse.home import Home
+from warehouse.identity import IdentityStore
+from warehouse.runner import MODELS_DIR, materialize, model_sql
+
+CORE_MODELS = (
+    "core.ref_omop_concept",
+    "core.fct_lab_result_history",
+    "core.fct_lab_result",
+    "core.fct_dexa_scan",
+    "core.fct_medication",
+    "core.medication_exposure",
+    "core.dim_patient",
+)
+FEATURE_MODELS = ("marts.feat_e2_exposure", "marts.feat_bmd_trend")
+
+
+@contextmanager
+def writer(home: Home):
+    """The writer's connection to the warehouse, with every layer's tables present."""
+    home.ensure()
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        ingest.ensure_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now().replace(microsecond=0)
+
+
+@dataclass
+class FeedSummary:
+    feed: str
+    files: int = 0
+    received: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    by_check: dict[str, int] = field(default_factory=dict)
+
+    def add(self, s: ingest.FileStats) -> None:
+        self.files += 1
+        self.received += s.received
+        self.accepted += s.accepted
+        self.quarantined += s.quarantined
+        for k, v in s.by_check.items():
+            self.by_check[k] = self.by_check.get(k, 0) + v
+
+
+def start_run(home: Home, run_id: str, landing: Path, params: dict | None = None) -> None:
+    with writer(home) as con:
+        con.execute(
+            "INSERT OR REPLACE INTO raw.runs (run_id, started_at, status, landing_dir, parameters_json) "
+            "VALUES ($r, $t, 'running', $l, $p)",
+            {
+                "r": run_id,
+                "t": now(),
+                "l": str(landing),
+                "p": json.dumps(params or {}, sort_keys=True),
+            },
+        )
+
+
+def land(
+    home: Home, landing: Path, run_id: str, feeds: Iterable[str] = FEEDS
+) -> dict[str, FeedSummary]:
+    """Landing → raw: hash, archive and record new deliveries; count duplicate deliveries."""
+    summaries = {f: FeedSummary(f) for f in feeds}
+    files = discover(Path(landing), tuple(summaries))
+    with writer(home) as con:
+        result = ingest.register_deliveries(con, home, files, run_id=run_id, now=now())
+        for dup in result.duplicates:
+            summaries[dup.feed].add(dup)
+            _record_stats(con, run_id, dup)
+        con.execute(
+            "UPDATE raw.runs SET n_files_new = $n WHERE run_id = $r",
+            {"n": len(result.new_files), "r": run_id},
+        )
+    return summaries
+
+
+def _record_stats(con, run_id: str, s: ingest.FileStats) -> None:
+    con.execute(
+        "INSERT INTO quality.run_feed_stats VALUES ($r, $f, 1, $rec, $acc, $q) "
+        "ON CONFLICT (run_id, feed) DO UPDATE SET n_files = n_files + 1, "
+        "n_received = n_received + $rec, n_accepted = n_accepted + $acc, "
+        "n_quarantined = n_quarantined + $q",
+        {"r": run_id, "f": s.feed, "rec": s.received, "acc": s.accepted, "q": s.quarantined},
+    )
+
+
+def stage(home: Home, feed: str, run_id: str, *, log=None) -> FeedSummary:
+    """Raw → staged (+ quarantine) for every received, not yet staged file of ``feed``."""
+    summary = FeedSummary(feed)
+    pseudonymize = make_pseudonymizer(home.hmac_key())
+    as_of = now()
+    with writer(home) as con, IdentityStore(home.identity_db) as ids:
+        pending = ingest.files_to_stage(con, feed)
+        for i, (sha, source, name) in enumerate(pending, 1):
+            t0 = time.perf_counter()
+            stats = ingest.stage_file(
+                con,
+                home,
+                ids,
+                feed=feed,
+                source=source,
+                name=name,
+                file_sha256=sha,
+                pseudonymize=pseudonymize,
+                run_id=run_id,
+                as_of=as_of,
+            )
+            summary.add(stats)
+            _record_stats(con, run_id, stats)
+            _record_touched(con, run_id, stats.patient_keys)
+            if log:
+                log(
+                    f"[{feed} {i}/{len(pending)}] file {sha[:12]}: {stats.received} received, "
+                    f"{stats.accepted} accepted, {stats.quarantined} quarantined "
+                    f"({time.perf_counter() - t0:.1f}s)"
+                )
+    return summary
+
+
+def _record_touched(con, run_id: str, keys: set[str]) -> None:
+    if keys:
+        con.execute(
+            "INSERT OR IGNORE INTO raw.touched_patients SELECT $r, unnest($k)",
+            {"r": run_id, "k": sorted(keys)},
+        )
+
+
+def build_core(home: Home, params: dict) -> dict[str, int]:
+    """Staged → core: full, deterministic rebuild of every core table from staged rows."""
+    counts = {}
+    with writer(home) as con:
+        con.execute("BEGIN")
+        for name in CORE_MODELS:
+            counts[name] = materialize(con, name, params)
+        con.execute("COMMIT")
+    return counts
+
+
+def build_features(home: Home, params: dict, run_id: str, *, full: bool = False) -> dict[str, int]:
+    """Core → marts: recompute the features of the patients this run touched.
+
+    A full rebuild happens when the marts do not exist yet, when their parameters changed,
+    or when asked.
+    """
+    counts = {}
+    with writer(home) as con:
+        touched = [
+            r[0]
+            for r in con.execute(
+                "SELECT patient_key FROM raw.touched_patients WHERE run_id = $r", {"r": run_id}
+            ).fetchall()
+        ]
+        p_json = json.dumps(params, sort_keys=True, default=str)
+        con.execute("BEGIN")
+        for name in FEATURE_MODELS:
+            state = con.execute(
+                "SELECT params_json FROM raw.feature_state WHERE model = $m", {"m": name}
+            ).fetchone()
+            incremental = not full and state is not None and state[0] == p_json
+            counts[name] = materialize(
+                con, name, params, patient_keys=touched if incremental else None
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO raw.feature_state VALUES ($m, $p, $t, $r)",
+                {"m": name, "p": p_json, "t": now(), "r": run_id},
+            )
+        con.execute("COMMIT")
+    return counts
+
+
+def build_omop(home: Home) -> list[str]:
+    """OMOP CDM v5.4 views over core (person, measurement, observation_period, drug_exposure)."""
+    names = sorted(p.stem for p in (MODELS_DIR / "omop").glob("*.sql"))
+    with writer(home) as con:
+        for table in names:
+            sql = model_sql("omop." + table)
+            con.execute("CREATE OR REPLACE VIEW omop." + table + " AS " + sql)  # noqa: S608
+    return names
+
+
+def finish_run(home: Home, run_id: str, status: str = "success") -> None:
+    with writer(home) as con:
+        con.execute(
+            "UPDATE raw.runs SET finished_at = $t, status = $s WHERE run_id = $r",
+            {"t": now(), "s": status, "r": run_id},
+        )
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
