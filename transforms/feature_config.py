@@ -1,0 +1,105 @@
+"""Parameters of the per-patient feature marts (config/features.yaml, docs/features.md).
+
+One typed object shared by the Dagster assets and the CLI; ``model_params`` turns it into the
+bound-parameter dict of ``marts.feat_e2_exposure`` and ``marts.feat_bmd_trend`` (the runner
+binds only the names a model uses). Pure Python: no Dagster, no DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "features.yaml"
+
+BMD_SITES = ("lumbar_spine", "total_hip", "femoral_neck")
+
+
+@dataclass(frozen=True)
+class E2ExposureConfig:
+    loinc_codes: tuple[str, ...]
+    result_statuses: tuple[str, ...]
+    thresholds_pg_ml: tuple[float, ...]
+    max_gap_days: int
+    censored_fraction: float
+    anastrozole_ingredient: str
+
+
+@dataclass(frozen=True)
+class BmdTrendConfig:
+    min_span_years: float
+    lsc_g_cm2: Mapping[str, float]  # site -> least significant change, g/cm²
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    e2: E2ExposureConfig
+    bmd: BmdTrendConfig
+
+    def model_params(self) -> dict[str, Any]:
+        """Bound parameters of the feature models (``$name`` in the SQL)."""
+        sites = list(self.bmd.lsc_g_cm2)
+        return {
+            "e2_loinc_codes": list(self.e2.loinc_codes),
+            "e2_result_statuses": list(self.e2.result_statuses),
+            "thresholds_pg_ml": [float(t) for t in self.e2.thresholds_pg_ml],
+            "max_gap_days": int(self.e2.max_gap_days),
+            "censored_fraction": float(self.e2.censored_fraction),
+            "anastrozole_ingredient": self.e2.anastrozole_ingredient,
+            "min_span_years": float(self.bmd.min_span_years),
+            "bmd_sites": sites,
+            "lsc_g_cm2": [float(self.bmd.lsc_g_cm2[s]) for s in sites],
+        }
+
+
+def _require(cond: bool, what: str) -> None:
+    if not cond:
+        raise ValueError(f"config/features.yaml: {what}")
+
+
+def from_mapping(raw: Mapping[str, Any]) -> FeatureConfig:
+    """Validate and type the parsed YAML (also used by tests with inline dicts)."""
+    e2 = raw.get("e2_exposure") or {}
+    bmd = raw.get("bmd_trend") or {}
+    thresholds = tuple(float(t) for t in e2.get("thresholds_pg_ml", ()))
+    _require(len(thresholds) > 0, "e2_exposure.thresholds_pg_ml is empty")
+    _require(len(set(thresholds)) == len(thresholds), "duplicate thresholds_pg_ml")
+    max_gap = e2.get("max_gap_days")
+    _require(isinstance(max_gap, int) and max_gap >= 1, "max_gap_days must be an integer ≥ 1")
+    fraction = float(e2.get("censored_fraction"))
+    _require(0.0 <= fraction <= 1.0, "censored_fraction must be in [0, 1]")
+    codes = tuple(str(c) for c in e2.get("loinc_codes", ()))
+    _require(len(codes) > 0, "e2_exposure.loinc_codes is empty")
+    statuses = tuple(str(s) for s in e2.get("result_statuses", ()))
+    _require(len(statuses) > 0, "e2_exposure.result_statuses is empty")
+    lsc = {str(k): float(v) for k, v in (bmd.get("lsc_g_cm2") or {}).items()}
+    _require(set(lsc) == set(BMD_SITES), f"bmd_trend.lsc_g_cm2 must give {list(BMD_SITES)}")
+    _require(all(v > 0 for v in lsc.values()), "lsc_g_cm2 values must be > 0")
+    span = float(bmd.get("min_span_years"))
+    _require(span >= 0.0, "min_span_years must be ≥ 0")
+    return FeatureConfig(
+        e2=E2ExposureConfig(
+            loinc_codes=codes,
+            result_statuses=statuses,
+            thresholds_pg_ml=thresholds,
+            max_gap_days=max_gap,
+            censored_fraction=fraction,
+            anastrozole_ingredient=str(e2.get("anastrozole_ingredient", "anastrozole")),
+        ),
+        bmd=BmdTrendConfig(min_span_years=span, lsc_g_cm2={s: lsc[s] for s in BMD_SITES}),
+    )
+
+
+def load(path: Path | str | None = None) -> FeatureConfig:
+    """Read config/features.yaml (or ``path``)."""
+    with open(path or CONFIG_PATH, encoding="utf-8") as fh:
+        return from_mapping(yaml.safe_load(fh) or {})
+
+
+def model_params(path: Path | str | None = None) -> dict[str, Any]:
+    """Shortcut: the bound-parameter dict of the feature models from the YAML file."""
+    return load(path).model_params()

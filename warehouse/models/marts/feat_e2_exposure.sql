@@ -1,0 +1,286 @@
+-- marts.feat_e2_exposure: one row per patient × threshold × period ('overall' or 'YYYY').
+-- Time with E2 below each threshold by day-by-day linear interpolation between consecutive
+-- result dates (Rosendaal), with the conventions of docs/features.md.
+--
+-- No day is expanded: the days of a linear interval d0 … d1-1 whose value
+-- v0 + (v1 - v0) * k / n is below T form a prefix (rising), a suffix (falling) or all/none
+-- (flat), because that double-precision expression is monotone in k. The boundary is found
+-- arithmetically, then corrected by re-evaluating the exact expression at the boundary (±1)
+-- and verified; an interval whose boundary does not verify (slopes of a few ulps per day
+-- only) is counted day by day over a list of at most $max_gap_days elements.
+-- Calendar years: each interval is split at 1 January (few pieces); every count of a piece
+-- is an intersection of day ranges [lo, hi). Anastrozole: intersection with the patient's
+-- merged exposure episodes, also as day ranges.
+--
+-- Parameters (transforms/feature_config.py ← config/features.yaml): $e2_loinc_codes,
+-- $e2_result_statuses, $thresholds_pg_ml (DOUBLE[]), $max_gap_days, $censored_fraction,
+-- $anastrozole_ingredient; $all_patients + temp.touched_patients (warehouse/runner.py).
+WITH
+-- import CTEs ---------------------------------------------------------------------------------
+e2_results AS (
+    SELECT
+        patient_key,
+        CAST(collected_at AS DATE) AS result_date,
+        value,
+        coalesce(comparator IN ('<', '<='), false) AS is_censored
+    FROM core.fct_lab_result
+    -- $e2_loinc_codes (config/features.yaml e2_exposure.loinc_codes):
+    --   2243-4  | Estradiol, mass                      | serum | pg/mL
+    --   14715-7 | Estradiol, molar (stored in pg/mL)   | serum
+    --   72873-3 | Estradiol, LC-MS/MS high-sensitivity | serum
+    --   83096-8 | Estradiol, immunoassay               | serum | pg/mL
+    WHERE list_contains($e2_loinc_codes, loinc_code)
+        -- $e2_result_statuses: F | final, C | corrected (retracted results are not current)
+        AND list_contains($e2_result_statuses, result_status)
+        AND value IS NOT NULL
+        AND collected_at IS NOT NULL
+        AND ($all_patients OR patient_key IN (SELECT patient_key FROM touched_patients))
+),
+
+anastrozole_episodes AS (
+    SELECT patient_key, episode_start, episode_end
+    FROM core.medication_exposure
+    WHERE ingredient = $anastrozole_ingredient
+        AND episode_start IS NOT NULL
+        AND episode_end >= episode_start
+        AND ($all_patients OR patient_key IN (SELECT patient_key FROM touched_patients))
+),
+
+thresholds AS (
+    SELECT unnest($thresholds_pg_ml) AS threshold_pg_ml
+),
+
+-- logic CTEs ----------------------------------------------------------------------------------
+-- 1.-2. one value per date: mean of the interpolation values (<L → L × fraction); censored
+-- only when all results of the date are, then with the mean of their limits
+result_dates AS (
+    SELECT
+        patient_key,
+        result_date,
+        avg(CASE WHEN is_censored THEN value * $censored_fraction ELSE value END) AS value_pg_ml,
+        CASE WHEN bool_and(is_censored) THEN avg(value) END AS censor_limit,
+        count(*) AS n_results,
+        count_if(is_censored) AS n_censored
+    FROM e2_results
+    GROUP BY patient_key, result_date
+),
+
+-- overlapping or adjacent episodes merged so that no day is counted twice; [lo, hi) ranges
+episode_starts AS (
+    SELECT
+        *,
+        CASE
+            WHEN episode_start <= max(episode_end) OVER (
+                PARTITION BY patient_key ORDER BY episode_start, episode_end
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ) + 1 THEN 0
+            ELSE 1
+        END AS starts_island
+    FROM anastrozole_episodes
+),
+
+episode_islands AS (
+    SELECT
+        *,
+        sum(starts_island) OVER (
+            PARTITION BY patient_key ORDER BY episode_start, episode_end
+            ROWS UNBOUNDED PRECEDING
+        ) AS island
+    FROM episode_starts
+),
+
+patient_episodes AS (
+    SELECT patient_key, list({'lo': lo, 'hi': hi}) AS episodes
+    FROM (
+        SELECT patient_key, min(episode_start) AS lo, max(episode_end) + 1 AS hi
+        FROM episode_islands
+        GROUP BY patient_key, island
+    )
+    GROUP BY patient_key
+),
+
+-- 3. consecutive dates d0 < d1; the last date starts no interval (d1 NULL)
+intervals AS (
+    SELECT
+        r.patient_key,
+        r.result_date AS d0,
+        lead(r.result_date) OVER w AS d1,
+        r.value_pg_ml AS v0,
+        lead(r.value_pg_ml) OVER w AS v1,
+        r.censor_limit AS limit0,
+        lead(r.censor_limit) OVER w AS limit1,
+        r.n_results,
+        r.n_censored,
+        e.episodes
+    FROM result_dates AS r
+    LEFT JOIN patient_episodes AS e ON e.patient_key = r.patient_key
+    WINDOW w AS (PARTITION BY r.patient_key ORDER BY r.result_date)
+),
+
+-- class of the interval's days per threshold; b0 = first estimate of the boundary b, the
+-- length of the first run: below days are [0, b) when rising or flat, [b, n) when falling
+classified AS (
+    SELECT
+        i.*,
+        t.threshold_pg_ml,
+        CAST(i.d1 - i.d0 AS INTEGER) AS n,
+        i.v1 - i.v0 AS dv,
+        i.v1 >= i.v0 AS rising,
+        CASE
+            WHEN i.d1 IS NULL THEN 'none'
+            WHEN n > $max_gap_days THEN 'gap'
+            WHEN coalesce(i.limit0 > t.threshold_pg_ml, false)
+                OR coalesce(i.limit1 > t.threshold_pg_ml, false) THEN 'indeterminate'
+            ELSE 'interpolated'
+        END AS day_class,
+        CASE
+            WHEN day_class <> 'interpolated' THEN 0
+            WHEN dv = 0 THEN CASE WHEN i.v0 < t.threshold_pg_ml THEN n ELSE 0 END
+            WHEN dv > 0 THEN CAST(ceil(greatest(-1, least(n + 1,
+                (t.threshold_pg_ml - i.v0) * n / dv))) AS INTEGER)
+            ELSE CAST(floor(greatest(-1, least(n + 1,
+                (t.threshold_pg_ml - i.v0) * n / dv))) AS INTEGER) + 1
+        END AS b_raw,
+        greatest(0, least(n, b_raw)) AS b0
+    FROM intervals AS i
+    CROSS JOIN thresholds AS t
+),
+
+-- one correction step: day k is in the first run when (value(k) < T) = rising
+corrected AS (
+    SELECT
+        *,
+        CASE
+            WHEN day_class <> 'interpolated' THEN 0
+            WHEN b0 < n AND (v0 + dv * b0 / n < threshold_pg_ml) = rising THEN b0 + 1
+            WHEN b0 > 0 AND (v0 + dv * (b0 - 1) / n < threshold_pg_ml) <> rising THEN b0 - 1
+            ELSE b0
+        END AS b1
+    FROM classified
+),
+
+-- verified boundary (day-by-day count over list(range(n)) only when the check fails), then
+-- the below days as an absolute range [below_lo, below_hi)
+boundaries AS (
+    SELECT
+        *,
+        CAST(CASE
+            WHEN day_class <> 'interpolated' THEN 0
+            WHEN (b1 = 0 OR (v0 + dv * (b1 - 1) / n < threshold_pg_ml) = rising)
+                AND (b1 = n OR (v0 + dv * b1 / n < threshold_pg_ml) <> rising) THEN b1
+            WHEN rising THEN len(list_filter(range(n), lambda k: v0 + dv * k / n < threshold_pg_ml))
+            ELSE n - len(list_filter(range(n), lambda k: v0 + dv * k / n < threshold_pg_ml))
+        END AS INTEGER) AS b,
+        d0 + CASE WHEN rising THEN 0 ELSE b END AS below_lo,
+        d0 + CASE WHEN day_class <> 'interpolated' THEN 0 WHEN rising THEN b ELSE n END AS below_hi
+    FROM corrected
+),
+
+-- calendar-year pieces [piece_lo, piece_hi) of each interval; the last date gives one empty
+-- piece so that its year and its result statistics are kept
+pieces AS (
+    SELECT
+        *,
+        unnest(range(year(d0), year(coalesce(d1 - 1, d0)) + 1)) AS period_year
+    FROM boundaries
+),
+
+piece_days AS (
+    SELECT
+        patient_key,
+        threshold_pg_ml,
+        period_year,
+        day_class,
+        period_year = year(d0) AS holds_d0,
+        d0,
+        v0,
+        n_results,
+        n_censored,
+        greatest(d0, make_date(period_year, 1, 1)) AS piece_lo,
+        least(coalesce(d1, d0), make_date(period_year + 1, 1, 1)) AS piece_hi,
+        piece_hi - piece_lo AS covered_days,
+        greatest(0, least(piece_hi, below_hi) - greatest(piece_lo, below_lo)) AS below_days,
+        coalesce(list_sum(list_transform(episodes, lambda e:
+            greatest(0, least(e.hi, piece_hi) - greatest(e.lo, piece_lo)))), 0)
+            AS anastrozole_days,
+        coalesce(list_sum(list_transform(episodes, lambda e:
+            greatest(0, least(e.hi, piece_hi, below_hi) - greatest(e.lo, piece_lo, below_lo)))), 0)
+            AS anastrozole_below_days
+    FROM pieces
+),
+
+yearly AS MATERIALIZED (
+    SELECT
+        patient_key,
+        threshold_pg_ml,
+        CAST(period_year AS VARCHAR) AS period,
+        min(d0) FILTER (WHERE holds_d0) AS first_date,
+        max(d0) FILTER (WHERE holds_d0) AS last_date,
+        coalesce(sum(n_results) FILTER (WHERE holds_d0), 0) AS n_results,
+        count(*) FILTER (WHERE holds_d0) AS n_dates,
+        coalesce(sum(n_censored) FILTER (WHERE holds_d0), 0) AS n_censored,
+        sum(v0) FILTER (WHERE holds_d0) AS sum_e2_pg_ml,
+        min(v0) FILTER (WHERE holds_d0) AS min_e2_pg_ml,
+        max(v0) FILTER (WHERE holds_d0) AS max_e2_pg_ml,
+        sum(CASE WHEN day_class = 'interpolated' THEN covered_days ELSE 0 END) AS interpolated_days,
+        sum(below_days) AS below_days,
+        sum(CASE WHEN day_class = 'gap' THEN covered_days ELSE 0 END) AS gap_days,
+        sum(CASE WHEN day_class = 'indeterminate' THEN covered_days ELSE 0 END)
+            AS indeterminate_days,
+        sum(anastrozole_days) AS anastrozole_days,
+        sum(anastrozole_below_days) AS anastrozole_below_days
+    FROM piece_days
+    GROUP BY patient_key, threshold_pg_ml, period_year
+),
+
+overall AS (
+    SELECT
+        patient_key,
+        threshold_pg_ml,
+        'overall' AS period,
+        min(first_date) AS first_date,
+        max(last_date) AS last_date,
+        sum(n_results) AS n_results,
+        sum(n_dates) AS n_dates,
+        sum(n_censored) AS n_censored,
+        sum(sum_e2_pg_ml) AS sum_e2_pg_ml,
+        min(min_e2_pg_ml) AS min_e2_pg_ml,
+        max(max_e2_pg_ml) AS max_e2_pg_ml,
+        sum(interpolated_days) AS interpolated_days,
+        sum(below_days) AS below_days,
+        sum(gap_days) AS gap_days,
+        sum(indeterminate_days) AS indeterminate_days,
+        sum(anastrozole_days) AS anastrozole_days,
+        sum(anastrozole_below_days) AS anastrozole_below_days
+    FROM yearly
+    GROUP BY patient_key, threshold_pg_ml
+),
+
+periods AS (
+    SELECT * FROM yearly
+    UNION ALL BY NAME
+    SELECT * FROM overall
+)
+
+-- final select --------------------------------------------------------------------------------
+SELECT
+    patient_key,
+    threshold_pg_ml,
+    period,
+    first_date,
+    last_date,
+    CAST(n_results AS BIGINT) AS n_results,
+    CAST(n_dates AS BIGINT) AS n_dates,
+    CAST(n_censored AS BIGINT) AS n_censored,
+    sum_e2_pg_ml / nullif(n_dates, 0) AS mean_e2_pg_ml,
+    min_e2_pg_ml,
+    max_e2_pg_ml,
+    CAST(interpolated_days + gap_days + indeterminate_days AS BIGINT) AS followup_days,
+    CAST(interpolated_days AS BIGINT) AS interpolated_days,
+    CAST(below_days AS BIGINT) AS below_days,
+    CAST(gap_days AS BIGINT) AS gap_days,
+    CAST(indeterminate_days AS BIGINT) AS indeterminate_days,
+    below_days / nullif(interpolated_days, 0) AS fraction_below,
+    CAST(anastrozole_days AS BIGINT) AS anastrozole_days,
+    CAST(anastrozole_below_days AS BIGINT) AS anastrozole_below_days
+FROM periods
