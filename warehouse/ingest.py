@@ -186,7 +186,12 @@ def _insert_rejects(con, sha, feed, source, rejects: list[Reject], *, run_id, no
     )
     con.register("_rejects", frame.to_arrow())
     try:
-        con.execute("INSERT OR IGNORE INTO quality.quarantine BY NAME SELECT * FROM _rejects")
+        con.execute(
+            "INSERT OR IGNORE INTO quality.quarantine (file_sha256, position, feed, source, "
+            "check_name, reason, excerpt, message_control_id, run_id, quarantined_at) "
+            "SELECT file_sha256, position, feed, source, check_name, reason, excerpt, "
+            "message_control_id, run_id, quarantined_at FROM _rejects"
+        )
     finally:
         con.unregister("_rejects")
 

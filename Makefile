@@ -1,0 +1,47 @@
+# The README's commands. Both bootstrap uv from pip and sync from the committed lock.
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen
+export LABWH_HOME ?= $(CURDIR)/data
+DEMO_PATIENTS ?= 200
+DEMO_SEED ?= 7
+
+.PHONY: setup demo test lint format bench-features bench-hl7 dev clean
+
+setup:
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+demo: setup
+	@rm -rf "$(LABWH_HOME)/demo_input"
+	$(RUN) labwh generate --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED) --out "$(LABWH_HOME)/demo_input"
+	$(RUN) labwh run --landing "$(LABWH_HOME)/demo_input/landing"
+	$(RUN) labwh report
+	@echo ""
+	@echo "Warehouse (writer):   $(LABWH_HOME)/warehouse.duckdb"
+	@echo "Analyst snapshot:     $(LABWH_HOME)/published/analytics.duckdb   (labwh sql)"
+	@echo "Reports:              $(LABWH_HOME)/reports/"
+	@echo "Generated input:      $(LABWH_HOME)/demo_input/ (landing/ + truth/)"
+
+test: setup
+	$(RUN) pytest -q
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: setup
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench-features: setup
+	$(RUN) python bench/bench_features.py --patients 10000 100000 1000000
+
+bench-hl7: setup
+	$(RUN) python bench/bench_hl7.py
+
+dev: setup
+	DAGSTER_HOME="$(LABWH_HOME)/dagster" $(RUN) dagster dev -m pipelines.definitions
+
+clean:
+	rm -rf "$(LABWH_HOME)"

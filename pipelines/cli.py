@@ -1,0 +1,285 @@
+"""``labwh``: the command line for the common jobs (generate, run, sql, report, quarantine).
+
+Every command works on ``$LABWH_HOME`` (default ``./data``; ``--home`` overrides it).
+``labwh run`` executes the same Dagster graph that ``dagster dev`` shows, in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+from warehouse.home import Home
+
+EPILOG = "Home folder: --home, else $LABWH_HOME, else ./data."
+
+
+def _home(args) -> Home:
+    return Home.from_env(getattr(args, "home", None))
+
+
+# --------------------------------------------------------------------------- generate
+def cmd_generate(args) -> int:
+    from transforms.generate import generate
+
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    summary = generate(args.patients, args.seed, out)
+    print(
+        f"generated {args.patients} patients (seed {args.seed}) in {time.perf_counter() - t0:.1f}s"
+    )
+    print(f"  landing files: {out / 'landing'}")
+    print(f"  ground truth:  {out / 'truth'}")
+    if isinstance(summary, dict):
+        for k, v in summary.items():
+            if isinstance(v, int | float | str):
+                print(f"  {k}: {v}")
+    return 0
+
+
+# --------------------------------------------------------------------------- run
+def run_pipeline(
+    home: Home, landing: Path | None = None, *, run_config: dict | None = None, quiet: bool = False
+):
+    """Materialize every asset once, in-process; returns the Dagster result."""
+    import dagster as dg
+
+    from pipelines.assets import all_assets
+    from pipelines.resources import WarehouseResource
+
+    home.ensure()
+    instance = _instance(home)
+    resources = {
+        "warehouse": WarehouseResource(home=str(home.root), landing=str(landing) if landing else "")
+    }
+    with instance:
+        result = dg.materialize(
+            all_assets,
+            resources=resources,
+            instance=instance,
+            run_config=run_config or {},
+            raise_on_error=True,
+        )
+    return result
+
+
+def _instance(home: Home):
+    import dagster as dg
+
+    try:
+        from pipelines.instance import ensure_instance
+    except ImportError:
+        return dg.DagsterInstance.ephemeral()
+    os.environ["DAGSTER_HOME"] = str(ensure_instance(home))
+    return dg.DagsterInstance.get()
+
+
+def _print_run_summary(home: Home, run_id: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT feed, n_files, n_received, n_accepted, n_quarantined "
+            "FROM quality.run_feed_stats WHERE run_id = $r ORDER BY feed",
+            {"r": run_id},
+        ).fetchall()
+        totals = con.execute(
+            "SELECT feed, count(*), sum(n_received), sum(n_accepted), sum(n_quarantined) "
+            "FROM raw.files GROUP BY feed ORDER BY feed"
+        ).fetchall()
+    finally:
+        con.close()
+    print(f"run {run_id}")
+    header = f"  {'feed':<8} {'files':>6} {'received':>9} {'accepted':>9} {'quarantined':>12}"
+    print("this run:")
+    print(header)
+    if not rows:
+        print("  (no new files)")
+    for feed, f, r, a, q in rows:
+        print(f"  {feed:<8} {f:>6} {r:>9} {a:>9} {q:>12}")
+    print("warehouse totals (distinct files):")
+    print(header)
+    for feed, f, r, a, q in totals:
+        print(f"  {feed:<8} {f:>6} {r or 0:>9} {a or 0:>9} {q or 0:>12}")
+
+
+def cmd_run(args) -> int:
+    home = _home(args)
+    landing = Path(args.landing).resolve() if args.landing else None
+    run_config = {}
+    if args.full_rebuild:
+        run_config = {"ops": {"feature_marts": {"config": {"full_rebuild": True}}}}
+    t0 = time.perf_counter()
+    result = run_pipeline(home, landing, run_config=run_config)
+    _print_run_summary(home, result.run_id)
+    print(f"done in {time.perf_counter() - t0:.1f}s")
+    print(f"  warehouse (writer):  {home.warehouse}")
+    print(f"  published snapshot:  {home.published}")
+    print(f"  reports:             {home.reports}")
+    print("  query it:            labwh sql -c 'SELECT * FROM marts.feat_e2_exposure LIMIT 5'")
+    return 0
+
+
+# --------------------------------------------------------------------------- sql
+def _print_table(cur, as_csv: bool, out=sys.stdout) -> None:
+    cols = [d[0] for d in cur.description] if cur.description else []
+    rows = cur.fetchall()
+    if as_csv:
+        w = csv.writer(out)
+        w.writerow(cols)
+        w.writerows(rows)
+        return
+    text = [[("NULL" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in text:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)), file=out)
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", file=out)
+
+
+def cmd_sql(args) -> int:
+    import duckdb
+
+    home = _home(args)
+    if not home.published.exists():
+        print(f"no published snapshot at {home.published}; run `labwh run` first", file=sys.stderr)
+        return 2
+    con = duckdb.connect(str(home.published), read_only=True)
+    try:
+        if args.command:
+            _print_table(con.execute(args.command), args.csv)
+            return 0
+        print(
+            f"labwh sql on {home.published} (read-only). End statements with ';', quit with .quit"
+        )
+        buf: list[str] = []
+        while True:
+            try:
+                line = input("labwh> " if not buf else "   ...> ")
+            except EOFError:
+                break
+            if line.strip() in (".quit", ".exit", "\\q") and not buf:
+                break
+            buf.append(line)
+            if line.rstrip().endswith(";"):
+                try:
+                    _print_table(con.execute("\n".join(buf)), args.csv)
+                except duckdb.Error as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                buf = []
+        return 0
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------- report
+def cmd_report(args) -> int:
+    home = _home(args)
+    from pipelines import reports
+
+    for name, path in reports.build_all(home).items():
+        print(f"  {name}: {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- quarantine
+def cmd_quarantine(args) -> int:
+    from warehouse import quarantine
+
+    home = _home(args)
+    if args.action == "list":
+        frame = quarantine.list_quarantine(
+            home, feed=args.feed, check=args.check, include_released=args.all
+        )
+        with_pl_config(frame)
+        return 0
+    if args.action == "show":
+        for k, v in quarantine.show(home, args.id).items():
+            print(f"{k:>20}: {v}")
+        return 0
+    result = quarantine.release(
+        home,
+        ids=args.ids or None,
+        check_name=args.check,
+        feed=args.feed,
+        run_id=f"release-{int(time.time())}",
+    )
+    for k, v in result.items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def with_pl_config(frame) -> None:
+    import polars as pl
+
+    with pl.Config(tbl_rows=200, tbl_cols=20, fmt_str_lengths=80):
+        print(frame)
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="labwh",
+        description="Lab-data warehouse: E2 exposure and BMD trends for men on testosterone therapy.",
+        epilog=EPILOG,
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    g = sub.add_parser(
+        "generate",
+        help="write a synthetic cohort as landing files + ground truth",
+        epilog="Same --patients/--seed give byte-identical files.",
+    )
+    g.add_argument("--patients", type=int, default=200, help="number of patients (default 200)")
+    g.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    g.add_argument("--out", required=True, help="output folder (landing/ and truth/ are created)")
+    g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("run", help="run the whole pipeline once, in-process", epilog=EPILOG)
+    r.add_argument("--landing", help="landing folder (default $LABWH_HOME/landing)")
+    r.add_argument("--home", help="warehouse home folder")
+    r.add_argument(
+        "--full-rebuild", action="store_true", help="recompute features for every patient"
+    )
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser(
+        "sql", help="SQL shell (or one query) on the published snapshot", epilog=EPILOG
+    )
+    s.add_argument("-c", "--command", help="run one query and exit")
+    s.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    s.add_argument("--home", help="warehouse home folder")
+    s.set_defaults(func=cmd_sql)
+
+    rep = sub.add_parser("report", help="build the cohort and quality reports", epilog=EPILOG)
+    rep.add_argument("--home", help="warehouse home folder")
+    rep.set_defaults(func=cmd_report)
+
+    q = sub.add_parser("quarantine", help="review and release quarantined records", epilog=EPILOG)
+    q.add_argument("action", choices=["list", "show", "release"])
+    q.add_argument("id", nargs="?", type=int, help="quarantine id (show)")
+    q.add_argument("--ids", type=int, nargs="*", help="quarantine ids to release")
+    q.add_argument("--feed", help="only this feed")
+    q.add_argument("--check", help="only this check_name (e.g. unknown_unit)")
+    q.add_argument("--all", action="store_true", help="list: include released records")
+    q.add_argument("--home", help="warehouse home folder")
+    q.set_defaults(func=cmd_quarantine)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "quarantine" and args.action == "show" and args.id is None:
+        print("quarantine show needs an ID", file=sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+import datetime as dt
+
+import polars as pl
+
+from schemas.staging import StgDexaScan, StgLabResult, empty_frame
+from schemas.validate import validate
+
+AS_OF = dt.datetime(2026, 1, 1)
+
+
+def _lab(values, dates, analyte="estradiol", unit="pg/mL"):
+    n = len(values)
+    rows = pl.DataFrame(
+        {
+            "file_sha256": ["f"] * n,
+            "position": [f"line {i + 2}" for i in range(n)],
+            "source_system": ["s"] * n,
+            "patient_key": ["pk"] * n,
+            "is_mapped": [True] * n,
+            "analyte": [analyte] * n,
+            "unit": [unit] * n,
+            "value": values,
+            "collected_at": dates,
+        }
+    )
+    return pl.concat([empty_frame(StgLabResult), rows], how="diagonal_relaxed")
+
+
+def test_plausible_range_and_future_date_from_config():
+    d = dt.datetime(2020, 5, 1)
+    df = _lab([20.0, 40000.0, 40000.5, -0.1, 15.0], [d, d, d, d, dt.datetime(2099, 1, 1)])
+    got = sorted((r.position, r.check_name) for r in validate("lab_result", df, AS_OF))
+    # estradiol pg/mL plausible range is [0, 40000] (config/plausible_ranges.csv, DOMAIN.md)
+    assert got == [
+        ("line 4", "implausible_value"),
+        ("line 5", "implausible_value"),
+        ("line 6", "future_date"),
+    ]
+
+
+def test_reasons_carry_no_patient_key():
+    df = _lab([99999.0], [dt.datetime(2020, 1, 1)])
+    (r,) = validate("lab_result", df, AS_OF)
+    assert "pk" not in r.reason.replace("pg/mL", "") and "99999" in r.reason
+
+
+def test_unknown_analyte_has_no_range_and_passes():
+    df = _lab([123456.0], [dt.datetime(2020, 1, 1)], analyte="White cells", unit="10*3/uL")
+    assert validate("lab_result", df, AS_OF) == []
+
+
+def test_dexa_bmd_range():
+    rows = pl.DataFrame(
+        {
+            "file_sha256": ["f"] * 2,
+            "position": ["line 2", "line 3"],
+            "source_system": ["h"] * 2,
+            "patient_key": ["pk"] * 2,
+            "bmd_g_cm2": [1.02, 9.9],
+            "scan_date": [dt.date(2020, 1, 1)] * 2,
+        }
+    )
+    df = pl.concat([empty_frame(StgDexaScan), rows], how="diagonal_relaxed")
+    assert [(r.position, r.check_name) for r in validate("dexa_scan", df, AS_OF)] == [
+        ("line 3", "implausible_value")
+    ]
