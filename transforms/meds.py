@@ -1,0 +1,233 @@
+"""Medication orders / dispenses (landing/meds/*.csv) → staged medication records.
+
+Format (docs/feeds.md): comma, UTF-8, one row per order or dispense, columns
+``patient_id, patient_id_system, record_type, rxnorm_code, drug_name, dose_value, dose_unit,
+frequency, start_date, end_date, days_supply, quantity``. Rules (docs/medications.md):
+- ingredient and strength from ``config/medications.csv`` by RxNorm code (NULL when not
+  catalogued: the record still loads);
+- ``dose_mg``: mass units by ``config/medication_dose_units.csv``; form units (tablet, mL)
+  × the product's strength; a catalogued drug whose unit has no rule is ``unknown_unit``;
+- ``doses_per_day`` from the first matching rule of ``config/medication_frequencies.csv``;
+  a frequency text no rule reads is ``unparseable_value``;
+- ``end_date`` = as sent, else ``start_date + days_supply − 1``; ``days_supply`` = as sent, else
+  ``end_date − start_date + 1``. Neither present, end before start, or days_supply < 1 →
+  ``unparseable_value``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from schemas.staging import StgMedication, columns_of
+from transforms import textio
+from transforms.catalog import CONFIG_DIR, unit_key
+from transforms.records import (
+    MISSING_PATIENT_ID,
+    UNKNOWN_UNIT,
+    UNPARSEABLE_VALUE,
+    Identity,
+    ParseResult,
+)
+
+MEDICATIONS_CSV = CONFIG_DIR / "medications.csv"
+DOSE_UNITS_CSV = CONFIG_DIR / "medication_dose_units.csv"
+FREQUENCIES_CSV = CONFIG_DIR / "medication_frequencies.csv"
+NA_VALUES = ("", "NA", "N/A", "-")
+DATE_FORMATS = ("%Y-%m-%d",)
+RECORD_TYPES = ("order", "dispense")
+REQUIRED_COLUMNS = ("patient_id", "patient_id_system", "rxnorm_code", "start_date")
+
+
+@dataclass(frozen=True)
+class Product:
+    rxnorm_code: str
+    ingredient: str
+    strength_mg: float | None
+    strength_per: str | None  # 'tablet', 'mL'
+    form: str | None
+
+
+@dataclass(frozen=True)
+class MedRules:
+    products: dict[str, Product]
+    mass_units: dict[str, float]  # unit_key → factor to mg
+    form_units: dict[str, str]  # unit_key → form unit ('tablet', 'mL')
+    frequencies: tuple[tuple[re.Pattern, float], ...]
+
+    def doses_per_day(self, text: str) -> float | None:
+        """Administrations per day for a frequency text; None when no rule reads it."""
+        t = re.sub(r"[\s\-_]+", " ", text.strip().lower()).rstrip(".")
+        for pattern, per_day in self.frequencies:
+            m = pattern.fullmatch(t)
+            if m:
+                n = m.groupdict().get("n")
+                if n is not None:
+                    return per_day / int(n) if int(n) > 0 else None
+                return per_day
+        return None
+
+    def dose_mg(self, product: Product | None, value: float, unit: str | None) -> float | None:
+        """Dose per administration in mg; raises ``RowError`` for a catalogued drug's unknown unit."""
+        key = unit_key(unit)
+        if key in self.mass_units:
+            return value * self.mass_units[key]
+        form = self.form_units.get(key)
+        if product and form and product.strength_per == form and product.strength_mg:
+            return value * product.strength_mg
+        if product is None:
+            return None
+        raise textio.RowError(
+            UNKNOWN_UNIT, f"dose unit {unit!r} has no conversion to mg for {product.ingredient}"
+        )
+
+
+def _read_csv(path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@lru_cache(maxsize=2)
+def load_med_rules(config_dir: str | None = None) -> MedRules:
+    base = CONFIG_DIR if config_dir is None else Path(config_dir)
+    products = {
+        r["rxnorm_code"].strip(): Product(
+            r["rxnorm_code"].strip(),
+            r["ingredient"].strip(),
+            float(r["strength_mg"]) if r["strength_mg"] else None,
+            r["strength_per"] or None,
+            r["form"] or None,
+        )
+        for r in _read_csv(base / MEDICATIONS_CSV.name)
+    }
+    units = _read_csv(base / DOSE_UNITS_CSV.name)
+    mass = {unit_key(r["unit"]): float(r["factor_to_mg"]) for r in units if r["factor_to_mg"]}
+    form = {unit_key(r["unit"]): r["per_form_unit"] for r in units if r["per_form_unit"]}
+    freqs = tuple(
+        (re.compile(r["pattern"]), float(Fraction(r["doses_per_day"])))
+        for r in _read_csv(base / FREQUENCIES_CSV.name)
+    )
+    return MedRules(products, mass, form, freqs)
+
+
+def _optional_number(cell: str, what: str) -> float | None:
+    if textio.is_na(cell, NA_VALUES):
+        return None
+    num = textio.parse_number(cell)
+    if num is None or num.comparator or num.unit:
+        raise textio.RowError(UNPARSEABLE_VALUE, f"{what} {cell!r} is not a number")
+    return num.value
+
+
+def _optional_date(cell: str, what: str) -> dt.date | None:
+    if textio.is_na(cell, NA_VALUES):
+        return None
+    value = textio.parse_date(cell, DATE_FORMATS)
+    if value is None:
+        raise textio.RowError(UNPARSEABLE_VALUE, f"{what} {cell!r} is not a YYYY-MM-DD date")
+    return value
+
+
+def _period(start_cell: str, end_cell: str, supply_cell: str) -> tuple[dt.date, dt.date, int]:
+    start = _optional_date(start_cell, "start_date")
+    if start is None:
+        raise textio.RowError(UNPARSEABLE_VALUE, "start_date is empty")
+    end = _optional_date(end_cell, "end_date")
+    supply = None
+    if not textio.is_na(supply_cell, NA_VALUES):
+        supply = textio.parse_int(supply_cell)
+        if supply is None or supply < 1:
+            raise textio.RowError(
+                UNPARSEABLE_VALUE, f"days_supply {supply_cell!r} is not a whole number ≥ 1"
+            )
+    if end is None and supply is None:
+        raise textio.RowError(UNPARSEABLE_VALUE, "neither end_date nor days_supply is given")
+    if end is None:
+        end = start + dt.timedelta(days=supply - 1)
+    if end < start:
+        raise textio.RowError(UNPARSEABLE_VALUE, "end_date is before start_date")
+    if supply is None:
+        supply = (end - start).days + 1
+    return start, end, supply
+
+
+def _med_row(
+    row: textio.Row, get: Callable, rules: MedRules, pseudonymize
+) -> tuple[list[dict[str, Any]], Identity]:
+    pid, system = get(row, "patient_id"), get(row, "patient_id_system")
+    if textio.is_na(pid, NA_VALUES):
+        raise textio.RowError(MISSING_PATIENT_ID, "patient_id cell is empty")
+    if textio.is_na(system, NA_VALUES):
+        raise textio.RowError(MISSING_PATIENT_ID, "patient_id_system cell is empty")
+    record_type = get(row, "record_type").lower() or None
+    if record_type is not None and record_type not in RECORD_TYPES:
+        raise textio.RowError(
+            UNPARSEABLE_VALUE, f"record_type {record_type!r} is not {RECORD_TYPES}"
+        )
+    start, end, supply = _period(
+        get(row, "start_date"), get(row, "end_date"), get(row, "days_supply")
+    )
+    rxnorm = get(row, "rxnorm_code") or None
+    product = rules.products.get(rxnorm) if rxnorm else None
+    dose_value = _optional_number(get(row, "dose_value"), "dose_value")
+    dose_unit = None if textio.is_na(get(row, "dose_unit"), NA_VALUES) else get(row, "dose_unit")
+    dose_mg = None if dose_value is None else rules.dose_mg(product, dose_value, dose_unit)
+    frequency = get(row, "frequency") or None
+    per_day = None
+    if frequency is not None and not textio.is_na(frequency, NA_VALUES):
+        per_day = rules.doses_per_day(frequency)
+        if per_day is None:
+            raise textio.RowError(UNPARSEABLE_VALUE, f"frequency {frequency!r} matches no rule")
+    key = pseudonymize(system, pid)
+    record = {
+        "position": row.position,
+        "patient_key": key,
+        "record_type": record_type,
+        "rxnorm_code": rxnorm,
+        "drug_name": get(row, "drug_name") or None,
+        "ingredient": product.ingredient if product else None,
+        "dose_value": dose_value,
+        "dose_unit": dose_unit,
+        "dose_mg": dose_mg,
+        "frequency": frequency,
+        "doses_per_day": per_day,
+        "start_date": start,
+        "end_date": end,
+        "days_supply": supply,
+        "quantity": _optional_number(get(row, "quantity"), "quantity"),
+    }
+    return [record], Identity(key, system, pid, "MR")
+
+
+def parse_meds_csv(data: bytes, *, file_sha256: str, pseudonymize) -> ParseResult:
+    """Parse one medication CSV; the good rows load, each bad row is a ``Reject``."""
+    rules = load_med_rules()
+    header, rows = textio.read_table(textio.decode(data, "utf-8"), ",")
+    get = textio.cell_getter(header)
+    absent = list(textio.missing_columns(header, REQUIRED_COLUMNS))
+
+    def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
+        if absent:
+            raise textio.RowError(UNPARSEABLE_VALUE, f"file lacks columns {absent}")
+        textio.check_width(row, header)
+        return _med_row(row, get, rules, pseudonymize)
+
+    def excerpt(row: textio.Row) -> str:
+        cells = ("rxnorm_code", "dose_value", "dose_unit", "frequency", "start_date")
+        return " ".join(get(row, c) for c in cells if get(row, c))
+
+    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt)
+    frame = pl.DataFrame(
+        [{**r, "file_sha256": file_sha256, "source_system": "meds"} for r in records],
+        schema=columns_of(StgMedication),
+    )
+    return ParseResult(rows=frame, rejects=rejects, identities=identities)

@@ -1,0 +1,306 @@
+"""Reading delimited text exports: decoding, physical line numbers, numbers, dates.
+
+Shared by the CSV lab, DXA and medication parsers. Pure functions, no I/O.
+
+- ``decode``: a BOM (UTF-8, UTF-16LE/BE) wins over the configured encoding; bytes that the
+  encoding cannot read become U+FFFD (only free-text cells can hold them: a number or a date
+  with one is then unreadable and its record is rejected).
+- ``read_table``: header + data rows with the *physical* line number where each row starts
+  (header = line 1); quoted cells may span lines; blank lines are not records.
+- ``parse_number``: ``<5``, ``<=5``, ``>300``, ``5.0 pg/mL``, ``7,3`` (decimal comma),
+  ``1,364`` / ``1.364`` (thousands separators), ``185.2 lbs``.
+- ``parse_datetime`` / ``parse_date``: a list of ``strptime`` formats; an ISO 8601 value
+  with an offset is converted to the facility's time zone and made naive.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from transforms.records import UNPARSEABLE_VALUE, Identity, Reject
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode(data: bytes, encoding: str = "utf-8") -> str:
+    """Bytes → text; a byte-order mark decides the encoding, else ``encoding``."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(enc, errors="replace")
+    return data.decode(encoding, errors="replace")
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # 1-based physical line where the row starts (header = 1)
+    cells: list[str]
+
+    @property
+    def position(self) -> str:
+        return f"line {self.line}"
+
+
+def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
+    """Header cells (stripped) and data rows; blank lines are skipped, never records."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    rows: list[Row] = []
+    consumed = 0  # physical lines read before the current record
+    for cells in reader:
+        start = consumed + 1
+        consumed = reader.line_num
+        if not cells or all(c.strip() == "" for c in cells):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+            continue
+        rows.append(Row(start, cells))
+    return header or [], rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableFormat:
+    """How a delimited export is written: the part of a source config every parser shares."""
+
+    columns: Mapping[str, str | None] = field(default_factory=dict)  # canonical → header
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    decimal: str = "."
+    na_values: tuple[str, ...] = ("",)
+
+    def header(self, name: str) -> str | None:
+        return self.columns.get(name)
+
+    def read(self, data: bytes) -> tuple[list[str], list[Row]]:
+        return read_table(decode(data, self.encoding), self.delimiter)
+
+    def optional(self, cell: str) -> str | None:
+        """The cell, or None when it is empty / an NA marker."""
+        return None if is_na(cell, self.na_values) else cell
+
+
+def table_format_args(raw: Mapping, na_default: Iterable[str] = ("",)) -> dict:
+    """The ``TableFormat`` keyword arguments of a YAML mapping."""
+    return {
+        "columns": dict(raw.get("columns") or {}),
+        "encoding": str(raw.get("encoding") or "utf-8"),
+        "delimiter": str(raw.get("delimiter") or ","),
+        "decimal": str(raw.get("decimal") or "."),
+        "na_values": tuple(
+            "" if v is None else str(v) for v in raw.get("na_values", list(na_default))
+        ),
+    }
+
+
+def cell_getter(header: list[str]):
+    """``get(row, header_name)`` → stripped cell text ('' when the row is short)."""
+    index = {name: i for i, name in enumerate(header)}
+
+    def get(row: Row, name: str | None) -> str:
+        if name is None:
+            return ""
+        i = index.get(name)
+        if i is None or i >= len(row.cells):
+            return ""
+        return row.cells[i].strip()
+
+    return get
+
+
+def is_na(text: str | None, na_values: Iterable[str]) -> bool:
+    """Empty or one of the source's NA markers (compared after stripping, case-insensitive)."""
+    if text is None:
+        return True
+    t = text.strip()
+    return t == "" or t.upper() in {v.strip().upper() for v in na_values}
+
+
+@dataclass(frozen=True)
+class Number:
+    value: float
+    comparator: str | None  # '<', '<=', '>', '>=' or None
+    unit: str | None  # a unit written in the same cell ('5.0 pg/mL'), else None
+
+
+_NUMBER = re.compile(
+    r"""^\s*
+    (?P<cmp><=|>=|<|>|≤|≥)?\s*
+    (?P<num>[+-]?(?:\d[\d.,\u00a0\u202f' ]*\d|\d)(?:[eE][+-]?\d+)?|[+-]?[.,]\d+)
+    \s*(?P<unit>[^\d\s.,+-].*?)?\s*$""",
+    re.VERBOSE,
+)
+_CMP = {"≤": "<=", "≥": ">="}
+
+
+def _number_text(num: str, decimal: str) -> str | None:
+    """Normalise one numeral to Python float syntax, or None when it is ambiguous/garbled."""
+    mantissa, exp = re.match(r"^(.*?)([eE][+-]?\d+)?$", num).groups()
+    m = mantissa.replace("\u00a0", " ").replace("\u202f", " ")
+    thousands = "," if decimal == "." else "."
+    sign = ""
+    if m[:1] in "+-":
+        sign, m = m[0], m[1:]
+    # grouped thousands with the source's separator (or a space / apostrophe): 1,364  1.364,5
+    for sep in (thousands, " ", "'"):
+        grouped = rf"^\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+(?:{re.escape(decimal)}\d+)?$"
+        if re.match(grouped, m):
+            m = m.replace(sep, "")
+            break
+    if " " in m or "'" in m:
+        return None
+    if m.count(",") + m.count(".") > 1:
+        return None
+    # one separator left: it is the decimal mark (a lone '.' in a decimal-comma source, or a
+    # lone ',' not followed by exactly three digits in a decimal-point source)
+    m = m.replace(",", ".")
+    return sign + m + (exp or "")
+
+
+def parse_number(text: str | None, decimal: str = ".") -> Number | None:
+    """Read a numeric cell; None when no rule reads it (the caller decides NA first)."""
+    if text is None:
+        return None
+    m = _NUMBER.match(text.replace("\u2212", "-"))
+    if not m:
+        return None
+    num = _number_text(m.group("num"), decimal)
+    if num is None:
+        return None
+    try:
+        value = float(num)
+    except ValueError:
+        return None
+    cmp_ = m.group("cmp")
+    unit = m.group("unit")
+    return Number(value, _CMP.get(cmp_, cmp_), unit.strip() if unit else None)
+
+
+def _local_naive(value: dt.datetime, timezone: str | None) -> dt.datetime:
+    if value.tzinfo is None:
+        return value
+    if timezone:
+        value = value.astimezone(ZoneInfo(timezone))
+    return value.replace(tzinfo=None)
+
+
+def parse_datetime(
+    text: str | None, formats: Iterable[str], timezone: str | None = None
+) -> dt.datetime | None:
+    """First matching format; else ISO 8601. Offsets → facility-local naive time."""
+    if text is None or not text.strip():
+        return None
+    t = text.strip()
+    for fmt in formats:
+        try:
+            return _local_naive(dt.datetime.strptime(t, fmt), timezone)
+        except ValueError:
+            continue
+    try:
+        return _local_naive(dt.datetime.fromisoformat(t), timezone)
+    except ValueError:
+        return None
+
+
+def parse_date(text: str | None, formats: Iterable[str]) -> dt.date | None:
+    value = parse_datetime(text, formats)
+    return value.date() if value else None
+
+
+def parse_int(text: str | None, decimal: str = ".") -> int | None:
+    """A whole number ('30', '30.0'); None for anything else."""
+    n = parse_number(text, decimal)
+    if n is None or n.comparator or n.unit or n.value != int(n.value):
+        return None
+    return int(n.value)
+
+
+def missing_columns(header: list[str], wanted: Iterable[str | None]) -> Iterator[str]:
+    """The configured header names that the file does not have."""
+    have = set(header)
+    for name in wanted:
+        if name and name not in have:
+            yield name
+
+
+def split_name(name: str | None) -> tuple[str | None, str | None]:
+    """'DOE^JOHN' / 'Doe, John' → (family, given); a single string is the family name."""
+    name = (name or "").strip()
+    if not name:
+        return None, None
+    for sep in ("^", ","):
+        if sep in name:
+            family, given = name.split(sep, 1)
+            return family.strip() or None, given.strip() or None
+    return name, None
+
+
+def merge_identity(known: Identity | None, new: Identity) -> Identity:
+    """Keep what was known; fill its empty fields from a later row of the same patient."""
+    if known is None:
+        return new
+    fill = {
+        f: getattr(new, f)
+        for f in ("family_name", "given_name", "birth_date")
+        if getattr(known, f) is None and getattr(new, f) is not None
+    }
+    return replace(known, **fill) if fill else known
+
+
+class RowError(Exception):
+    """A record that cannot be staged: becomes a ``Reject`` (reason must hold no identifier)."""
+
+    def __init__(self, check_name: str, reason: str):
+        super().__init__(reason)
+        self.check_name = check_name
+        self.reason = reason
+
+
+def check_width(row: Row, header: list[str]) -> None:
+    """A row with more cells than the header (an unquoted delimiter) is unreadable."""
+    if len(row.cells) > len(header):
+        raise RowError(
+            UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
+        )
+
+
+def parse_rows(
+    rows: Iterable[Row],
+    parse_one: Callable[[Row], tuple[list[dict[str, Any]], Identity]],
+    excerpt: Callable[[Row], str | None],
+) -> tuple[list[dict[str, Any]], list[Reject], list[Identity]]:
+    """Run ``parse_one`` on every row: its records are kept, a ``RowError`` is a reject.
+
+    A row is one record: it either yields its staged rows or exactly one reject.
+    Identities are merged per patient key.
+    """
+    records: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    identities: dict[str, Identity] = {}
+    for row in rows:
+        try:
+            out, identity = parse_one(row)
+        except RowError as err:
+            rejects.append(Reject(row.position, err.check_name, err.reason, excerpt(row)))
+            continue
+        records.extend(out)
+        identities[identity.patient_key] = merge_identity(
+            identities.get(identity.patient_key), identity
+        )
+    return records, rejects, list(identities.values())
+
+
+def line_of(position: str) -> int:
+    """'line 12' → 12 (for sorting rejects)."""
+    return int(position.rsplit(" ", 1)[-1])
