@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
 
+from transforms import feature_config
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+# run-config override name → section of config/features.yaml
+_OVERRIDE_SECTIONS = {
+    "thresholds_pg_ml": "e2_exposure",
+    "max_gap_days": "e2_exposure",
+    "censored_fraction": "e2_exposure",
+    "min_span_years": "bmd_trend",
+}
 
 
 def _features_yaml() -> dict:
-    with open(CONFIG_DIR / "features.yaml", encoding="utf-8") as fh:
+    with open(feature_config.CONFIG_PATH, encoding="utf-8") as fh:
         return yaml.safe_load(fh) or {}
 
 
@@ -23,7 +34,11 @@ def core_params() -> dict:
 
 
 def feature_params(overrides: dict | None = None) -> dict:
-    """Bound parameters of the feature marts (transforms.feature_config when present)."""
-    from transforms import feature_config
-
-    return feature_config.model_params(overrides)
+    """Bound parameters of the feature marts: config/features.yaml with run-config overrides."""
+    raw = copy.deepcopy(_features_yaml())
+    for key, value in (overrides or {}).items():
+        section = _OVERRIDE_SECTIONS.get(key)
+        if section is None:
+            raise KeyError(f"unknown feature parameter {key!r}")
+        raw.setdefault(section, {})[key] = value
+    return feature_config.from_mapping(raw).model_params()
