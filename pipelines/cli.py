@@ -56,12 +56,14 @@ def run_pipeline(
     resources = {
         "warehouse": WarehouseResource(home=str(home.root), landing=str(landing) if landing else "")
     }
+    level = "WARNING" if quiet else "INFO"  # Dagster's own events are DEBUG: keep them in the UI
+    config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
     with instance:
         result = dg.materialize(
             all_assets,
             resources=resources,
             instance=instance,
-            run_config=run_config or {},
+            run_config=config,
             raise_on_error=True,
         )
     return result

@@ -21,12 +21,20 @@ PUBLISHED_SCHEMAS = ("core", "marts", "quality")
 PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs")
 
 
-def _tables(con, schemas) -> list[str]:
+def path_literal(path: Path) -> str:
+    """A SQL string literal for a file path we created (ATTACH cannot bind parameters)."""
+    text = str(path)
+    if "'" in text or "\\" in text or "\x00" in text:
+        raise ValueError("refusing a path with quotes, backslashes or NUL in ATTACH")
+    return "'" + text + "'"
+
+
+def _tables(con, database: str, schemas) -> list[str]:
     rows = con.execute(
         "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND list_contains($s, schema_name) "
+        "WHERE database_name = $d AND list_contains($s, schema_name) "
         "ORDER BY 1",
-        {"s": list(schemas)},
+        {"d": database, "s": list(schemas)},
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -36,22 +44,18 @@ def publish(home: Home, *, comment_hook=None) -> Path:
     target = home.published
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".analytics-{uuid.uuid4().hex}.duckdb"
-    src = duckdb.connect(str(home.warehouse), read_only=True)
-    try:
-        src.execute("ATTACH $p AS pub", {"p": str(tmp)})
-        for schema in (*PUBLISHED_SCHEMAS, "raw", "omop"):
-            src.execute("CREATE SCHEMA IF NOT EXISTS pub." + schema)
-        for table in _tables(src, PUBLISHED_SCHEMAS) + list(PUBLISHED_RAW_TABLES):
-            src.execute("CREATE TABLE pub." + table + " AS SELECT * FROM " + table)  # noqa: S608
-        src.execute("DETACH pub")
-    finally:
-        src.close()
     dst = duckdb.connect(str(tmp))
     try:
+        # ATTACH takes no bound parameters; the path is the home's own, checked here
+        dst.execute("ATTACH " + path_literal(home.warehouse) + " AS wh (READ_ONLY)")
+        for schema in (*PUBLISHED_SCHEMAS, "raw", "omop"):
+            dst.execute("CREATE SCHEMA IF NOT EXISTS " + schema)
+        for table in _tables(dst, "wh", PUBLISHED_SCHEMAS) + list(PUBLISHED_RAW_TABLES):
+            dst.execute("CREATE TABLE " + table + " AS SELECT * FROM wh." + table)  # noqa: S608
+        dst.execute("DETACH wh")
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):
-            dst.execute(
-                "CREATE OR REPLACE VIEW omop." + path.stem + " AS " + model_sql("omop." + path.stem)
-            )  # noqa: S608
+            view = "omop." + path.stem
+            dst.execute("CREATE OR REPLACE VIEW " + view + " AS " + model_sql(view))  # noqa: S608
         if comment_hook:
             comment_hook(dst)
         dst.execute("CHECKPOINT")

@@ -1,0 +1,283 @@
+"""The whole Dagster graph on a generated cohort, checked against the generator's truth.
+
+One module-scoped run (a generated cohort, the pipeline, a second identical run) serves every
+test here, so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+
+import duckdb
+import pytest
+
+from transforms.pseudonym import make_pseudonymizer
+
+pytestmark = pytest.mark.integration
+
+KEY = "integration-test-key"
+PATIENTS = 60
+SEED = 11
+NAMESPACE = "NORTH_CLINIC"
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _checksums(db_path) -> dict[str, str]:
+    """Order-independent checksum of every table of the warehouse (raw run metadata aside)."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+                "WHERE schema_name IN ('staging', 'core', 'marts', 'quality', 'raw') ORDER BY 1"
+            ).fetchall()
+        ]
+        out = {}
+        skip_cols = {
+            "run_id",
+            "received_at",
+            "quarantined_at",
+            "started_at",
+            "finished_at",
+            "built_at",
+            "release_run_id",
+            "released_at",
+            "valid_from",
+            "valid_to",
+        }
+        for t in tables:
+            if t in (
+                "raw.runs",
+                "raw.touched_patients",
+                "raw.feature_state",
+                "quality.run_feed_stats",
+            ):
+                continue
+            cols = [
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = $t "
+                    "ORDER BY column_index",
+                    {"t": t},
+                ).fetchall()
+                if c not in skip_cols
+            ]
+            rows = con.execute("SELECT * FROM " + t).fetchall()  # noqa: S608 - names from catalog
+            names = [d[0] for d in con.description]
+            idx = [names.index(c) for c in cols]
+            lines = sorted(repr(tuple(r[i] for i in idx)) for r in rows)
+            out[t] = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        return out
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from pipelines.cli import run_pipeline
+    from transforms.generate import generate
+    from warehouse.home import Home
+
+    base = tmp_path_factory.mktemp("e2e")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LABWH_HMAC_KEY", KEY)
+    mp.setenv("LABWH_HOME", str(base / "home"))
+    gen = base / "gen"
+    generate(PATIENTS, SEED, gen)
+    home = Home.from_env(base / "home")
+    first = run_pipeline(home, gen / "landing")
+    sums_first = _checksums(home.warehouse)
+    second = run_pipeline(home, gen / "landing")
+    sums_second = _checksums(home.warehouse)
+    yield {
+        "home": home,
+        "truth": gen / "truth",
+        "run_id": first.run_id,
+        "second_run_id": second.run_id,
+        "sums": (sums_first, sums_second),
+        "pk": make_pseudonymizer(KEY.encode()),
+    }
+    mp.undo()
+
+
+def _con(home):
+    return duckdb.connect(str(home.warehouse), read_only=True)
+
+
+def test_counts_per_feed_equal_truth(pipeline):
+    truth = {r["feed"]: r for r in _read_csv(pipeline["truth"] / "feed_counts.csv")}
+    con = _con(pipeline["home"])
+    got = {
+        feed: (f, r, a, q)
+        for feed, f, r, a, q in con.execute(
+            "SELECT feed, n_files, n_received, n_accepted, n_quarantined "
+            "FROM quality.run_feed_stats WHERE run_id = $r",
+            {"r": pipeline["run_id"]},
+        ).fetchall()
+    }
+    con.close()
+    for feed, t in truth.items():
+        expected = (
+            int(t["files"]),
+            int(t["records_received"]),
+            int(t["records_accepted"]),
+            int(t["records_quarantined"]),
+        )
+        assert got.get(feed) == expected, feed
+        assert expected[1] == expected[2] + expected[3]
+
+
+def test_quarantine_reasons_equal_truth(pipeline):
+    expected = {
+        (r["feed"], r["check_name"]): int(r["count"])
+        for r in _read_csv(pipeline["truth"] / "quarantine_expected.csv")
+        if int(r["count"])
+    }
+    con = _con(pipeline["home"])
+    got = dict(
+        ((feed, check), n)
+        for feed, check, n in con.execute(
+            "SELECT feed, check_name, count(*) FROM quality.quarantine GROUP BY ALL"
+        ).fetchall()
+    )
+    con.close()
+    assert got == expected
+
+
+def test_second_run_changes_nothing(pipeline):
+    first, second = pipeline["sums"]
+    assert first == second
+    con = _con(pipeline["home"])
+    n = con.execute(
+        "SELECT count(*) FROM quality.run_feed_stats WHERE run_id = $r",
+        {"r": pipeline["second_run_id"]},
+    ).fetchone()[0]
+    con.close()
+    assert n == 0
+
+
+def _num(s):
+    return None if s in ("", None) else float(s)
+
+
+def test_e2_exposure_equals_truth(pipeline):
+    pk = pipeline["pk"]
+    truth = _read_csv(pipeline["truth"] / "feat_e2_exposure.csv")
+    assert truth, "generator wrote no E2 truth"
+    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    rows = con.execute("SELECT * FROM marts.feat_e2_exposure").fetchall()
+    names = [d[0] for d in con.description]
+    con.close()
+    got = {
+        (
+            r[names.index("patient_key")],
+            float(r[names.index("threshold_pg_ml")]),
+            r[names.index("period")],
+        ): dict(zip(names, r, strict=True))
+        for r in rows
+    }
+    assert len(got) == len(truth)
+    int_cols = [
+        "n_results",
+        "n_dates",
+        "n_censored",
+        "followup_days",
+        "interpolated_days",
+        "below_days",
+        "gap_days",
+        "indeterminate_days",
+        "anastrozole_days",
+        "anastrozole_below_days",
+    ]
+    for t in truth:
+        key = (pk(NAMESPACE, t["mrn"]), float(t["threshold_pg_ml"]), t["period"])
+        g = got[key]
+        for c in int_cols:
+            assert g[c] == int(t[c]), (t["period"], c)
+        for c in ["fraction_below", "mean_e2_pg_ml", "min_e2_pg_ml", "max_e2_pg_ml"]:
+            tv = _num(t[c])
+            if tv is None:
+                assert g[c] is None, c
+            else:
+                assert math.isclose(g[c], tv, rel_tol=1e-9, abs_tol=1e-9), c
+
+
+def test_bmd_trend_equals_truth(pipeline):
+    pk = pipeline["pk"]
+    truth = _read_csv(pipeline["truth"] / "feat_bmd_trend.csv")
+    assert truth
+    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    rows = con.execute("SELECT * FROM marts.feat_bmd_trend").fetchall()
+    names = [d[0] for d in con.description]
+    con.close()
+    got = {
+        (r[names.index("patient_key")], r[names.index("site")]): dict(zip(names, r, strict=True))
+        for r in rows
+    }
+    assert len(got) == len(truth)
+    for t in truth:
+        g = got[(pk(NAMESPACE, t["mrn"]), t["site"])]
+        assert g["n_scans"] == int(t["n_scans"])
+        assert str(g["uses_sbmd"]).lower() == t["uses_sbmd"].lower()
+        for c in ["slope_g_cm2_per_year", "change_g_cm2", "first_bmd_g_cm2", "span_years"]:
+            tv = _num(t[c])
+            if tv is None:
+                assert g[c] is None, c
+            else:
+                assert math.isclose(g[c], tv, rel_tol=1e-6, abs_tol=1e-9), c
+        assert (g["reason"] or "") == (t["reason"] or "")
+
+
+def test_published_tables_hold_no_identifiers(pipeline):
+    patients = _read_csv(pipeline["truth"] / "patients.csv")
+    needles = set()
+    for p in patients:
+        needles.add(p["mrn"])
+        for col in ("family_name", "given_name"):
+            if p.get(col) and len(p[col]) > 3:
+                needles.add(p[col])
+    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables()"
+        ).fetchall()
+    ]
+    blob = []
+    for t in tables:
+        for row in con.execute("SELECT * FROM " + t).fetchall():  # noqa: S608 - catalog names
+            blob.append("|".join("" if v is None else str(v) for v in row))
+    con.close()
+    text = "\n".join(blob)
+    leaked = sorted(n for n in needles if n in text)
+    assert leaked == []
+
+
+def test_omop_counts_equal_core(pipeline):
+    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    assert q("SELECT count(*) FROM omop.measurement") == q(
+        "SELECT count(*) FROM core.fct_lab_result"
+    )
+    assert q("SELECT count(*) FROM omop.person") == q("SELECT count(*) FROM core.dim_patient")
+    assert q("SELECT count(*) FROM omop.drug_exposure") == q(
+        "SELECT count(*) FROM core.fct_medication"
+    )
+    assert q("SELECT count(*) FROM omop.observation_period") == q(
+        "SELECT count(DISTINCT patient_key) FROM (SELECT patient_key FROM core.fct_lab_result "
+        "UNION ALL SELECT patient_key FROM core.fct_dexa_scan UNION ALL "
+        "SELECT patient_key FROM core.fct_medication)"
+    )
+    censored = q("SELECT count(*) FROM core.fct_lab_result WHERE comparator = '<'")
+    assert censored > 0
+    assert (
+        q("SELECT count(*) FROM omop.measurement WHERE operator_concept_id = 4171756") == censored
+    )
+    con.close()
