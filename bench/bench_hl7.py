@@ -1,0 +1,251 @@
+"""Benchmark: HL7 ORU^R01 file → staged DuckDB table, this parser vs a python-hl7 loop.
+
+    .venv/bin/python bench/bench_hl7.py --sizes 50000 200000 --baseline-messages 20000
+
+For each size a deterministic file is synthesized (3 OBX per message), then each side runs
+in its own subprocess so that peak RSS (ru_maxrss) is that side's alone:
+
+- ``fast``: ``iter_parse_hl7_file`` streaming the file in chunks (parse, polars frame,
+  labnorm normalization) and ``INSERT INTO t SELECT * FROM df`` per chunk into an on-disk
+  DuckDB database.
+- ``baseline``: what a typical engineer writes with the ``hl7`` package: split the file into
+  messages, ``hl7.parse`` each, walk OBX, build dict rows (same pseudonymized patient key,
+  parsed timestamps and numbers), insert every 10,000 rows through a polars DataFrame. It
+  runs on the first ``--baseline-messages`` messages; its rate is extrapolated to the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SECRET = b"bench-secret"
+OBX_PER_MESSAGE = 3
+
+
+def synthesize(n_messages: int, path: Path, seed: int = 20230105) -> None:
+    """Write ``n_messages`` ORU^R01 messages (CR-terminated segments) to ``path``."""
+    rng = random.Random(seed)
+    base = dt.datetime(2020, 1, 1, 8, 0)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        for i in range(n_messages):
+            pat = rng.randrange(20_000)
+            at = base + dt.timedelta(minutes=7 * i)
+            ts = at.strftime("%Y%m%d%H%M%S")
+            off = "-0500"
+            e2 = round(rng.uniform(4, 60), 1)
+            censored = rng.random() < 0.15
+            e2_obx = (
+                f"OBX|2|SN|E2^Estradiol^L^2243-4^Estradiol^LN||<^5|pg/mL|10-40|L|||F|||{ts}{off}"
+                if censored
+                else f"OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{e2}|pg/mL|10-40|N|||F|||{ts}{off}"
+            )
+            fh.write(
+                f"MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{ts}{off}||ORU^R01^ORU_R01|"
+                f"MSG{i:08d}|P|2.5.1\r"
+                f"PID|1||MRN{pat:07d}^^^NORTH_CLINIC^MR||DOE{pat}^JOHN||19{50 + pat % 40}0312|M\r"
+                f"ORC|RE||FIL{i:08d}^LABWH_LIS\r"
+                f"OBR|1||FIL{i:08d}^LABWH_LIS|HORM^Hormone panel^L|||{ts}{off}"
+                "|||||||||||||||||F\r"
+                f"OBX|1|NM|E2M^Estradiol molar^L^14715-7^Estradiol^LN||{round(e2 * 3.671, 1)}"
+                f"|pmol/L|||N|||F\r"
+                f"{e2_obx}\r"
+                f"OBX|3|NM|TT^Testosterone total^L^2986-8^Testosterone^LN||{rng.randrange(200, 900)}"
+                f"|ng/dL|264-916|N|||F\r"
+            )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_fast(path: Path, db: Path, chunk_messages: int) -> dict:
+    import duckdb
+
+    from transforms.hl7 import iter_parse_hl7_file
+    from transforms.pseudonym import make_pseudonymizer
+
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    con = duckdb.connect(str(db))
+    rows = rejects = 0
+    created = False
+    for part in iter_parse_hl7_file(
+        path,
+        file_sha256=sha,
+        pseudonymize=make_pseudonymizer(SECRET),
+        chunk_messages=chunk_messages,
+    ):
+        df = part.rows  # noqa: F841 (read by DuckDB's replacement scan)
+        if not created:
+            con.execute("CREATE TABLE t AS SELECT * FROM df")
+            created = True
+        else:
+            con.execute("INSERT INTO t SELECT * FROM df")
+        rows += part.rows.height
+        rejects += len(part.rejects)
+    stored = con.execute("SELECT count(*) FROM t").fetchone()[0]
+    con.close()
+    return {"rows": rows, "stored": stored, "rejects": rejects}
+
+
+def run_baseline(path: Path, db: Path, limit: int) -> dict:
+    """The per-message loop with python-hl7 (timed over the first ``limit`` messages)."""
+    import duckdb
+    import hl7
+    import polars as pl
+
+    from transforms.pseudonym import make_pseudonymizer
+
+    pseudonymize = make_pseudonymizer(SECRET)
+
+    def ts(value: str):
+        if not value:
+            return None
+        return dt.datetime.strptime(value[:14], "%Y%m%d%H%M%S")
+
+    text = path.read_text(encoding="utf-8").replace("\r\n", "\r").replace("\n", "\r")
+    raw_messages = ["MSH" + m for m in text.split("\rMSH") if m]
+    raw_messages[0] = raw_messages[0][3:]
+    con = duckdb.connect(str(db))
+    batch: list[dict] = []
+    created = False
+    stored = 0
+
+    def flush() -> None:
+        nonlocal created, stored
+        df = pl.DataFrame(batch)  # noqa: F841 (read by DuckDB)
+        if created:
+            con.execute("INSERT INTO t SELECT * FROM df")
+        else:
+            con.execute("CREATE TABLE t AS SELECT * FROM df")
+            created = True
+        stored += len(batch)
+        batch.clear()
+
+    n = 0
+    for raw in raw_messages[:limit]:
+        msg = hl7.parse(raw)
+        msh = msg.segment("MSH")
+        pid = msg.segment("PID")
+        mrn = str(pid(3)(1)(1))
+        authority = str(pid(3)(1)(4)) or str(msh(4))
+        key = pseudonymize(authority, mrn)
+        obr = None
+        for seg in msg:
+            sid = str(seg(0))
+            if sid == "OBR":
+                obr = seg
+            elif sid == "OBX":
+                vtype = str(seg(2))
+                value = str(seg(5))
+                comparator = None
+                num = None
+                if vtype == "SN":
+                    comparator = str(seg(5)(1)(1)) or None
+                    num = float(str(seg(5)(1)(2)))
+                elif vtype == "NM" and value:
+                    num = float(value)
+                batch.append(
+                    {
+                        "message_control_id": str(msh(10)),
+                        "sending_application": str(msh(3)),
+                        "message_at": ts(str(msh(7))),
+                        "patient_key": key,
+                        "filler_order_number": str(obr(3)(1)(1)) if obr else None,
+                        "collected_at": ts(str(obr(7))) if obr else None,
+                        "source_code": str(seg(3)(1)(1)),
+                        "alt_code": str(seg(3)(1)(4)),
+                        "value_type": vtype,
+                        "value": num,
+                        "comparator": comparator,
+                        "unit": str(seg(6)),
+                        "result_status": str(seg(11)),
+                    }
+                )
+                if len(batch) >= 10_000:
+                    flush()
+        n += 1
+    if batch:
+        flush()
+    con.close()
+    return {"messages": n, "stored": stored}
+
+
+def _worker(argv: list[str]) -> None:
+    kind, path, db, arg = argv
+    fn = run_fast if kind == "fast" else run_baseline
+    rss_imports = _peak_rss_mb()
+    t0 = time.perf_counter()
+    out = fn(Path(path), Path(db), int(arg))
+    out["seconds"] = time.perf_counter() - t0
+    out["rss_at_start_mb"] = rss_imports
+    out["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(out))
+
+
+def _spawn(kind: str, path: Path, db: Path, arg: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "_worker", kind, str(path), str(db), str(arg)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        _worker(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
+    ap.add_argument("--baseline-messages", type=int, default=20_000)
+    ap.add_argument("--chunk-messages", type=int, default=50_000)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
+    print()
+    print("| messages | OBX | side | messages timed | seconds | messages/s | peak RSS MB | ratio |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for size in args.sizes:
+            path = Path(tmp) / f"oru_{size}.hl7"
+            synthesize(size, path)
+            fast = _spawn("fast", path, Path(tmp) / f"fast_{size}.duckdb", args.chunk_messages)
+            limit = min(size, args.baseline_messages)
+            base = _spawn("baseline", path, Path(tmp) / f"base_{size}.duckdb", limit)
+            assert fast["stored"] == size * OBX_PER_MESSAGE, fast
+            assert base["stored"] == limit * OBX_PER_MESSAGE, base
+            fast_rate = size / fast["seconds"]
+            base_rate = base["messages"] / base["seconds"]
+            obx = size * OBX_PER_MESSAGE
+            print(
+                f"| {size:,} | {obx:,} | this parser | {size:,} | {fast['seconds']:.2f} | "
+                f"{fast_rate:,.0f} | {fast['peak_rss_mb']:.0f} | {fast_rate / base_rate:.1f}× |"
+            )
+            print(
+                f"| {size:,} | {obx:,} | python-hl7 loop | {limit:,} (extrapolated) | "
+                f"{base['seconds']:.2f} | {base_rate:,.0f} | {base['peak_rss_mb']:.0f} | 1.0× |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
