@@ -120,12 +120,20 @@ def fetch(con, table: str) -> list[dict]:
     return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
 
 
+def _keyed(rows: list[dict], key_columns: tuple[str, ...]) -> dict[tuple, dict]:
+    out = {tuple(r[c] for c in key_columns): r for r in rows}
+    assert len(out) == len(rows), f"duplicate {key_columns} rows"
+    return out
+
+
 def e2_rows(con) -> dict[tuple, dict]:
-    return {(r["patient_key"], r["threshold_pg_ml"], r["period"]): r for r in fetch(con, E2)}
+    """marts.feat_e2_exposure keyed by (patient_key, threshold_pg_ml, period); keys unique."""
+    return _keyed(fetch(con, E2), ("patient_key", "threshold_pg_ml", "period"))
 
 
 def bmd_rows(con) -> dict[tuple, dict]:
-    return {(r["patient_key"], r["site"]): r for r in fetch(con, BMD)}
+    """marts.feat_bmd_trend keyed by (patient_key, site); keys unique."""
+    return _keyed(fetch(con, BMD), ("patient_key", "site"))
 
 
 # --- plain-Python reference of marts.feat_e2_exposure, day by day ------------------------------
@@ -270,7 +278,7 @@ def bmd_reference(
             "sbmd_is_approximate": uses_sbmd
             and any(bool(s.sbmd_is_approximate) for d in dates for _, s in per_date[d]),
             "n_manufacturers": len(makers),
-            "manufacturers": ",".join(makers),
+            "manufacturers": ",".join(makers) or None,
         }
         if n < 2:
             row["reason"] = "fewer_than_2_scans"

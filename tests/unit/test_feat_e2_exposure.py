@@ -336,3 +336,32 @@ def test_matches_day_by_day_reference(cohort):
         labs, episodes, thresholds=thresholds, max_gap_days=max_gap, censored_fraction=fraction
     )
     assert_rows_equal(rows, expected)
+
+
+def test_feature_config_defaults_and_validation():
+    from transforms import feature_config
+
+    params = feature_config.model_params()
+    assert params["thresholds_pg_ml"] == [10.0, 20.0, 30.0]
+    assert (params["max_gap_days"], params["censored_fraction"]) == (180, 0.5)
+    assert params["e2_loinc_codes"] == ["2243-4", "14715-7", "72873-3", "83096-8"]
+    assert dict(zip(params["bmd_sites"], params["lsc_g_cm2"], strict=True)) == {
+        "lumbar_spine": 0.030,
+        "total_hip": 0.025,
+        "femoral_neck": 0.035,
+    }
+    raw = {
+        "e2_exposure": {
+            "loinc_codes": ["2243-4"],
+            "result_statuses": ["F"],
+            "thresholds_pg_ml": [20],
+            "max_gap_days": 180.5,
+            "censored_fraction": 0.5,
+        },
+        "bmd_trend": {"min_span_years": 1, "lsc_g_cm2": {"lumbar_spine": 0.03}},
+    }
+    with pytest.raises(ValueError, match="max_gap_days"):
+        feature_config.from_mapping(raw)
+    raw["e2_exposure"]["max_gap_days"] = 90
+    with pytest.raises(ValueError, match="lsc_g_cm2"):
+        feature_config.from_mapping(raw)

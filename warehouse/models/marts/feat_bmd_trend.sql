@@ -35,7 +35,7 @@ site_manufacturers AS (
     SELECT
         patient_key,
         site,
-        list_sort(list(DISTINCT manufacturer) FILTER (WHERE manufacturer IS NOT NULL))
+        list_sort(coalesce(list(DISTINCT manufacturer) FILTER (WHERE manufacturer IS NOT NULL), []))
             AS manufacturer_list,
         len(manufacturer_list) AS n_manufacturers,
         n_manufacturers > 1 AS uses_sbmd
@@ -62,7 +62,7 @@ fits AS (
     SELECT
         patient_key,
         site,
-        count(*) AS n_scans,
+        count(*) AS n_scan_dates,
         min(scan_date) AS first_scan_date,
         max(scan_date) AS last_scan_date,
         arg_min(bmd_g_cm2, scan_date) AS first_bmd_g_cm2,
@@ -79,7 +79,7 @@ trends AS (
     SELECT
         m.patient_key,
         m.site,
-        coalesce(f.n_scans, 0) AS n_scans,
+        coalesce(f.n_scan_dates, 0) AS n_scans,
         f.first_scan_date,
         f.last_scan_date,
         (f.last_scan_date - f.first_scan_date) / 365.25 AS span_years,
@@ -101,7 +101,7 @@ trends AS (
         m.uses_sbmd,
         coalesce(f.sbmd_is_approximate, false) AS sbmd_is_approximate,
         m.n_manufacturers,
-        array_to_string(m.manufacturer_list, ',') AS manufacturers
+        nullif(array_to_string(m.manufacturer_list, ','), '') AS manufacturers
     FROM site_manufacturers AS m
     JOIN site_lsc AS l ON l.site = m.site
     LEFT JOIN fits AS f ON f.patient_key = m.patient_key AND f.site = m.site
