@@ -1,0 +1,80 @@
+"""Correction history on hand-written HL7: F → C → D, and the same messages out of order."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from warehouse import params, steps
+
+pytestmark = pytest.mark.integration
+
+MSG = (
+    "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{msh7}||ORU^R01^ORU_R01|{ctrl}|P|2.5.1\r"
+    "PID|1||MRN7777777^^^NORTH_CLINIC^MR||TESTER^ANNA||19600101|M\r"
+    "OBR|1||FIL42^LABWH_LIS|HORM^Hormones^L|||20230105083000|||||||||||||||||{status}\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{value}|pg/mL|10-40|N|||{status}\r"
+)
+F = MSG.format(msh7="20230105120000", ctrl="C1", status="F", value="18.0")
+C = MSG.format(msh7="20230106120000", ctrl="C2", status="C", value="22.5")
+D = MSG.format(msh7="20230107120000", ctrl="C3", status="D", value="22.5")
+
+
+def _deliver(home, landing, name, text, run_id):
+    (landing / "hl7").mkdir(parents=True, exist_ok=True)
+    (landing / "hl7" / name).write_text(text)
+    steps.start_run(home, run_id, landing)
+    steps.land(home, landing, run_id)
+    steps.stage(home, "hl7", run_id)
+    steps.build_core(home, params.core_params())
+
+
+def _state(home):
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        current = con.execute(
+            "SELECT value, result_status, is_corrected, n_versions FROM core.fct_lab_result "
+            "WHERE analyte = 'estradiol'"
+        ).fetchall()
+        history = con.execute(
+            "SELECT version_no, result_status, value, message_control_id, is_latest_version, "
+            "valid_from, valid_to FROM core.fct_lab_result_history ORDER BY version_no"
+        ).fetchall()
+    finally:
+        con.close()
+    return current, history
+
+
+def test_final_then_correction_then_delete(home, tmp_path):
+    landing = tmp_path / "landing"
+    _deliver(home, landing, "1_final.hl7", F, "r1")
+    assert _state(home)[0] == [(18.0, "F", False, 1)]
+
+    _deliver(home, landing, "2_corrected.hl7", C, "r2")
+    current, history = _state(home)
+    assert current == [(22.5, "C", True, 2)]
+    assert [(v, s, x, c, latest) for v, s, x, c, latest, _, _ in history] == [
+        (1, "F", 18.0, "C1", False),
+        (2, "C", 22.5, "C2", True),
+    ]
+    # the first version was valid until the correction's message time
+    assert history[0][6] == history[1][5]
+
+    _deliver(home, landing, "3_deleted.hl7", D, "r3")
+    current, history = _state(home)
+    assert current == []  # retracted: no current version
+    assert [(v, s, c) for v, s, _, c, _, _, _ in history] == [
+        (1, "F", "C1"),
+        (2, "C", "C2"),
+        (3, "D", "C3"),
+    ]
+
+
+def test_correction_arriving_first_ends_in_the_same_state(home, tmp_path):
+    landing = tmp_path / "landing"
+    _deliver(home, landing, "a_corrected.hl7", C, "r1")
+    assert _state(home)[0] == [(22.5, "C", False, 1)]
+    _deliver(home, landing, "b_final_late.hl7", F, "r2")
+    current, history = _state(home)
+    assert current == [(22.5, "C", True, 2)]
+    assert [(v, s) for v, s, *_ in history] == [(1, "F"), (2, "C")]
