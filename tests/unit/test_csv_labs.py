@@ -1,0 +1,385 @@
+"""CSV lab exports: mixed good/bad rows, value rules of docs/feeds.md, southlab-style files.
+
+Expected values are worked out by hand in the comments (E2 pg/mL × 3.671 = pmol/L,
+T ng/dL × 0.03467 = nmol/L, DOMAIN.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+
+import pytest
+import yaml
+
+from schemas.staging import StgLabResult, columns_of
+from transforms import textio
+from transforms.csv_labs import lab_csv_config_from_dict, load_lab_csv_config, parse_lab_csv
+
+
+def fake_pseudonymize(namespace: str, identifier: str) -> str:
+    """Shows what the parser passed (tests only; the real one is an HMAC)."""
+    return f"{namespace}|{identifier}"
+
+
+NORTH = {
+    "source": "northlab",
+    "patient_id_system": "NORTH_CLINIC",
+    "delimiter": ",",
+    "encoding": "utf-8",
+    "decimal": ".",
+    "timezone": "America/New_York",
+    "datetime_formats": ["%Y-%m-%d %H:%M", "%Y-%m-%d"],
+    "na_values": ["", "N/A", "NA", "-"],
+    "columns": {
+        "patient_id": "MRN",
+        "patient_name": "PatientName",
+        "birth_date": "DOB",
+        "collected_at": "CollectionDateTime",
+        "code": "TestCode",
+        "code_text": "TestName",
+        "value": "Result",
+        "unit": "Units",
+        "reference_range": "RefRange",
+        "abnormal_flags": "Flag",
+        "order_id": "AccessionNo",
+        "result_status": "Status",
+        "loinc": None,
+        "detection_limit": None,
+    },
+    "code_system": "L",
+    "local_codes": {"E2SENS": "2243-4", "TESTO": "2986-8"},
+}
+
+NORTH_CSV = textwrap.dedent(
+    """\
+    MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,AccessionNo,Status
+    MRN001,DOE^JOHN,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,10-40,N,ACC1,F
+    MRN001,DOE^JOHN,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,<5,pg/mL,10-40,L,ACC1,
+    MRN001,,,2023-01-05 08:30,TESTO,Testosterone,512,ng/dL,264-916,,ACC1,F
+    ,ROE^JANE,1960-01-01,2023-01-06,E2SENS,Estradiol,20,pg/mL,,,ACC2,F
+    MRN002,,,2023-01-06,E2SENS,Estradiol,abc,pg/mL,,,ACC3,F
+    MRN002,,,2023-01-06,E2SENS,Estradiol,N/A,,,,ACC3,F
+    MRN002,,,2023-01-06,E2SENS,Estradiol,5.0 pg/mL,,,,ACC3,F
+    MRN002,,,2023-01-06,E2SENS,Estradiol,12,mg/dL,,,ACC3,F
+    MRN002,,,2023-01-06,E2SENS,Estradiol,5.0 pg/mL,ng/dL,,,ACC3,F
+    MRN002,,,31/02/2023,E2SENS,Estradiol,12,pg/mL,,,ACC3,F
+    MRN002,,,2023-01-06,TESTO,Testosterone,>1500,ng/dL,,H,ACC3,F
+    MRN002,,,2023-01-06,XYZ,Mystery marker,12,foo,,,ACC3,F
+    MRN002,,,2023-01-06,TESTO,Testosterone,,ng/dL,,,ACC3,C
+    MRN002,,,2023-01-06,TESTO,Testosterone,400,ng/dL,,,ACC3,F,surplus
+    """
+)
+
+
+@pytest.fixture
+def north():
+    cfg = lab_csv_config_from_dict(NORTH)
+    return parse_lab_csv(
+        NORTH_CSV.encode("utf-8"),
+        file_sha256="sha-north",
+        source_config=cfg,
+        pseudonymize=fake_pseudonymize,
+    )
+
+
+def by_line(result, line: int) -> dict:
+    rows = result.rows.filter(result.rows["position"] == f"line {line}").to_dicts()
+    assert len(rows) == 1, f"line {line} not staged"
+    return rows[0]
+
+
+def test_columns_are_the_staging_contract(north):
+    assert north.rows.schema == columns_of(StgLabResult)
+
+
+def test_mixed_file_counts_and_reject_reasons(north):
+    # 14 data rows (lines 2-15): 6 bad, 8 good
+    assert north.received == 14
+    assert [(r.position, r.check_name) for r in north.rejects] == [
+        ("line 5", "missing_patient_id"),
+        ("line 6", "unparseable_value"),  # abc
+        ("line 9", "unknown_unit"),  # estradiol in mg/dL: no conversion
+        ("line 10", "unparseable_value"),  # '5.0 pg/mL' with unit column ng/dL
+        ("line 11", "unparseable_value"),  # 31/02/2023
+        ("line 15", "unparseable_value"),  # 13 cells for 12 headers
+    ]
+    assert sorted(north.rows["position"].to_list(), key=textio.line_of) == [
+        f"line {n}" for n in (2, 3, 4, 7, 8, 12, 13, 14)
+    ]
+
+
+def test_good_rows_hand_checked(north):
+    r = by_line(north, 2)
+    assert r["patient_key"] == "NORTH_CLINIC|MRN001"
+    assert r["collected_at"] == dt.datetime(2023, 1, 5, 8, 30)
+    assert (r["loinc_code"], r["analyte"], r["is_mapped"]) == ("2243-4", "estradiol", True)
+    assert (r["value"], r["unit"], r["comparator"]) == (18.4, "pg/mL", None)
+    assert (r["original_value"], r["original_unit"]) == ("18.4", "pg/mL")
+    assert (r["reference_range"], r["abnormal_flags"], r["result_status"]) == ("10-40", "N", "F")
+    assert (r["filler_order_number"], r["source_system"], r["file_sha256"]) == (
+        "ACC1",
+        "northlab",
+        "sha-north",
+    )
+    assert r["birth_year"] == 1958
+
+    censored = by_line(north, 3)  # '<5': comparator + limit; empty status → F
+    assert (censored["value"], censored["comparator"], censored["detection_limit"]) == (
+        5.0,
+        "<",
+        5.0,
+    )
+    assert censored["result_status"] == "F"
+
+    testo = by_line(north, 4)
+    assert (testo["loinc_code"], testo["value"], testo["unit"]) == ("2986-8", 512.0, "ng/dL")
+
+    high = by_line(north, 12)  # '>1500': comparator '>', no detection limit
+    assert (high["value"], high["comparator"], high["detection_limit"]) == (1500.0, ">", None)
+
+
+def test_na_empty_and_value_with_unit_cells(north):
+    na = by_line(north, 7)  # N/A → accepted, value NULL, unit not checked
+    assert na["value"] is None and na["value_num_original"] is None
+    assert na["original_value"] == "N/A" and na["is_mapped"]
+    empty = by_line(north, 14)  # empty value → NULL; status as sent
+    assert empty["value"] is None and empty["result_status"] == "C"
+    cell_unit = by_line(north, 8)  # '5.0 pg/mL' with empty unit column: the cell's unit wins
+    assert (cell_unit["value"], cell_unit["unit"], cell_unit["original_unit"]) == (
+        5.0,
+        "pg/mL",
+        "pg/mL",
+    )
+    assert cell_unit["original_value"] == "5.0 pg/mL"
+
+
+def test_unmapped_analyte_loads_as_sent(north):
+    r = by_line(north, 13)
+    assert (r["is_mapped"], r["loinc_code"], r["analyte"]) == (False, None, "Mystery marker")
+    assert (r["value"], r["unit"]) == (12.0, "foo")
+
+
+def test_identities_only_in_identity_list(north):
+    ids = {i.identifier: i for i in north.identities}
+    assert set(ids) == {"MRN001", "MRN002"}  # the row without id gives no identity
+    assert (ids["MRN001"].family_name, ids["MRN001"].given_name) == ("DOE", "JOHN")
+    assert ids["MRN001"].birth_date == "1958-03-12"
+    assert ids["MRN001"].patient_key == "NORTH_CLINIC|MRN001"
+    text = " ".join(f"{r.reason} {r.excerpt}" for r in north.rejects)
+    for secret in ("MRN", "DOE", "ROE", "JANE", "1960-01-01"):
+        assert secret not in text
+    assert "PatientName" not in north.rows.columns
+
+
+SOUTH = {
+    "source": "southlab",
+    "patient_id_system": "SOUTH_LAB",
+    "delimiter": ";",
+    "encoding": "iso-8859-1",
+    "decimal": ",",
+    "timezone": "Europe/Berlin",
+    "datetime_formats": ["%d.%m.%Y %H:%M", "%d.%m.%Y"],
+    "na_values": ["", "N/A", "-"],
+    "columns": {
+        "patient_id": "Patientennummer",
+        "patient_name": "Name",
+        "birth_date": "Geburtsdatum",
+        "collected_at": "Entnahmedatum",
+        "code": "Testcode",
+        "code_text": "Testname",
+        "value": "Ergebnis",
+        "unit": "Einheit",
+        "reference_range": "Referenzbereich",
+        "abnormal_flags": "Kennzeichen",
+        "order_id": "Auftragsnummer",
+    },
+    "code_system": "L",
+    "local_codes": {"E2": "14715-7", "TT": "2986-8"},
+}
+
+SOUTH_CSV = (
+    "Patientennummer;Name;Geburtsdatum;Entnahmedatum;Testcode;Testname;Ergebnis;Einheit;"
+    "Referenzbereich;Kennzeichen;Auftragsnummer\r\n"
+    "S-1001;Müller, Jürgen;12.03.1958;05.01.2023 08:30;E2;Östradiol;73,42;pmol/L;;;A1\r\n"
+    "S-1001;Müller, Jürgen;12.03.1958;05.01.2023;E2;Östradiol;<18,355;pmol/L;;;A1\r\n"
+    "S-1001;;;06.01.2023;E2;Östradiol;N/A;pmol/L;;;A2\r\n"
+    "S-1001;;;06.01.2023;E2;Östradiol;;;;;A2\r\n"
+    "S-1001;;;06.01.2023;E2;Östradiol;5,0 pg/mL;;;;A2\r\n"
+    "S-1001;;;06.01.2023;TT;Testosteron;17,335;nmol/L;;;A2\r\n"
+    "S-1002;;;45.13.2023;E2;Östradiol;10;pmol/L;;;A3\r\n"
+    ";Schmidt, Anna;01.01.1960;06.01.2023;E2;Östradiol;10;pmol/L;;;A4\r\n"
+    "S-1002;;;06.01.2023;E2;Östradiol;hämolytisch;pmol/L;;;A5\r\n"
+)
+
+
+@pytest.fixture
+def south():
+    return parse_lab_csv(
+        SOUTH_CSV.encode("iso-8859-1"),
+        file_sha256="sha-south",
+        source_config=lab_csv_config_from_dict(SOUTH),
+        pseudonymize=fake_pseudonymize,
+    )
+
+
+def test_southlab_latin1_semicolon_decimal_comma_pmol(south):
+    assert south.received == 9
+    assert [(r.position, r.check_name) for r in south.rejects] == [
+        ("line 8", "unparseable_value"),  # 45.13.2023
+        ("line 9", "missing_patient_id"),
+        ("line 10", "unparseable_value"),  # 'hämolytisch'
+    ]
+    e2 = by_line(south, 2)
+    # 73.42 pmol/L ÷ 3.671 = 20.00 pg/mL; dd.mm.yyyy HH:MM read as facility-local time
+    assert e2["value"] == pytest.approx(20.0, rel=1e-12)
+    assert (e2["unit"], e2["original_unit"], e2["loinc_code"]) == ("pg/mL", "pmol/L", "14715-7")
+    assert e2["value_num_original"] == pytest.approx(73.42, rel=1e-15)
+    assert e2["collected_at"] == dt.datetime(2023, 1, 5, 8, 30)
+    assert e2["patient_key"] == "SOUTH_LAB|S-1001"
+    assert e2["birth_year"] == 1958 and e2["source_text"] == "Östradiol"
+
+    censored = by_line(south, 3)  # <18.355 pmol/L = <5.000 pg/mL
+    assert censored["comparator"] == "<"
+    assert censored["value"] == pytest.approx(5.0, rel=1e-12)
+    assert censored["detection_limit"] == pytest.approx(5.0, rel=1e-12)
+    assert censored["collected_at"] == dt.datetime(2023, 1, 5)
+
+    assert by_line(south, 4)["value"] is None  # N/A
+    assert by_line(south, 5)["value"] is None  # empty cell
+    mass = by_line(south, 6)  # '5,0 pg/mL' in one cell: decimal comma + the cell's unit
+    assert (mass["value"], mass["unit"], mass["original_unit"]) == (5.0, "pg/mL", "pg/mL")
+    testo = by_line(south, 7)  # 17.335 nmol/L ÷ 0.03467 = 500 ng/dL
+    assert testo["value"] == pytest.approx(500.0, rel=1e-12) and testo["unit"] == "ng/dL"
+
+
+def test_southlab_identity_decoded_from_latin1(south):
+    ids = {i.identifier: i for i in south.identities}
+    assert (ids["S-1001"].family_name, ids["S-1001"].given_name) == ("Müller", "Jürgen")
+    assert ids["S-1001"].birth_date == "1958-03-12"
+    assert ids["S-1001"].namespace == "SOUTH_LAB"
+
+
+def test_quoted_multiline_cell_keeps_physical_line_numbers():
+    cfg = lab_csv_config_from_dict(NORTH)
+    data = (
+        b"MRN,CollectionDateTime,TestCode,Result,Units,RefRange\n"
+        b'M1,2023-01-05,E2SENS,10,pg/mL,"10-40\nadult men"\n'  # lines 2-3
+        b"M1,2023-01-06,E2SENS,oops,pg/mL,\n"  # line 4
+        b"\n"  # blank line 5: not a record
+        b"M1,2023-01-07,E2SENS,11,pg/mL,\n"  # line 6
+    )
+    res = parse_lab_csv(data, file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize)
+    assert res.rows["position"].to_list() == ["line 2", "line 6"]
+    assert res.rows["reference_range"][0] == "10-40\nadult men"
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 4", "unparseable_value")]
+
+
+def test_bom_and_offset_timestamps():
+    cfg = lab_csv_config_from_dict(NORTH)  # America/New_York
+    data = "\ufeffMRN,CollectionDateTime,TestCode,Result,Units\nM1,2023-07-05T12:30:00+00:00,E2SENS,10,pg/mL\n"
+    res = parse_lab_csv(
+        data.encode("utf-8"), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
+    )
+    # 12:30 UTC = 08:30 EDT (UTC-4 in July); values without offset are already local
+    assert res.rows["collected_at"].to_list() == [dt.datetime(2023, 7, 5, 8, 30)]
+
+
+def test_file_without_a_required_column_rejects_every_row():
+    cfg = lab_csv_config_from_dict(NORTH)
+    data = b"MRN,CollectionDateTime,TestCode,Units\nM1,2023-01-05,E2SENS,pg/mL\nM2,2023-01-05,E2SENS,pg/mL\n"
+    res = parse_lab_csv(data, file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize)
+    assert res.rows.height == 0 and res.rows.schema == columns_of(StgLabResult)
+    assert [(r.position, r.check_name) for r in res.rejects] == [
+        ("line 2", "unparseable_value"),
+        ("line 3", "unparseable_value"),
+    ]
+    assert "Result" in res.rejects[0].reason
+
+
+def test_header_only_file():
+    res = parse_lab_csv(
+        b"MRN,CollectionDateTime,TestCode,Result\n",
+        file_sha256="s",
+        source_config=lab_csv_config_from_dict(NORTH),
+        pseudonymize=fake_pseudonymize,
+    )
+    assert res.received == 0 and res.rows.schema == columns_of(StgLabResult)
+
+
+def test_loinc_column_and_detection_limit_column():
+    raw = {
+        **NORTH,
+        "columns": {**NORTH["columns"], "loinc": "LOINC", "detection_limit": "LOD"},
+        "local_codes": {},
+    }
+    data = (
+        b"MRN,CollectionDateTime,TestCode,Result,Units,LOINC,LOD\n"
+        b"M1,2023-01-05,LOCALE2,<24,pg/mL,2243-4,24\n"
+        b"M1,2023-01-05,LOCALE2,30,pmol/L,14715-7,\n"
+    )
+    res = parse_lab_csv(
+        data,
+        file_sha256="s",
+        source_config=lab_csv_config_from_dict(raw),
+        pseudonymize=fake_pseudonymize,
+    )
+    a, b = res.rows.to_dicts()
+    assert (a["loinc_code"], a["value"], a["detection_limit"], a["comparator"]) == (
+        "2243-4",
+        24.0,
+        24.0,
+        "<",
+    )
+    assert b["loinc_code"] == "14715-7"
+    assert b["value"] == pytest.approx(30 / 3.671, rel=1e-12)  # 8.172 pg/mL
+
+
+def test_load_config_from_a_directory(tmp_path):
+    (tmp_path / "testlab.yaml").write_text(yaml.safe_dump(SOUTH), encoding="utf-8")
+    cfg = load_lab_csv_config("testlab", tmp_path)
+    assert (cfg.source, cfg.delimiter, cfg.decimal, cfg.encoding) == (
+        "southlab",
+        ";",
+        ",",
+        "iso-8859-1",
+    )
+    assert cfg.local_codes == {"E2": "14715-7", "TT": "2986-8"}
+    assert cfg.header("collected_at") == "Entnahmedatum"
+    # a config root holding sources/lab_csv/<source>.yaml works too
+    nested = tmp_path / "root" / "sources" / "lab_csv"
+    nested.mkdir(parents=True)
+    (nested / "other.yaml").write_text(yaml.safe_dump(NORTH), encoding="utf-8")
+    assert load_lab_csv_config("other", tmp_path / "root").source == "northlab"
+
+
+def test_config_without_required_columns_is_an_error():
+    raw = {**NORTH, "columns": {"patient_id": "MRN", "code": "TestCode"}}
+    with pytest.raises(ValueError, match="collected_at"):
+        lab_csv_config_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "decimal", "expected"),
+    [
+        ("<5", ".", (5.0, "<", None)),
+        ("<=5", ".", (5.0, "<=", None)),
+        (">300", ".", (300.0, ">", None)),
+        ("5.0 pg/mL", ".", (5.0, None, "pg/mL")),
+        ("7,3", ",", (7.3, None, None)),
+        ("5,0 pg/mL", ",", (5.0, None, "pg/mL")),
+        ("1,364", ".", (1364.0, None, None)),
+        ("1.364,5", ",", (1364.5, None, None)),
+        ("185.2 lbs", ".", (185.2, None, "lbs")),
+        ("-1.2", ".", (-1.2, None, None)),
+        ("\u22121.2", ".", (-1.2, None, None)),
+    ],
+)
+def test_parse_number(text, decimal, expected):
+    n = textio.parse_number(text, decimal)
+    assert (n.value, n.comparator, n.unit) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "hemolyzed", "1.2.3", "10 20", "5 - 10", ""])
+def test_parse_number_rejects(text):
+    assert textio.parse_number(text, ".") is None

@@ -1,0 +1,159 @@
+"""Medication records: dose in mg, doses per day, end date vs days supply, rejects."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from schemas.staging import StgMedication, columns_of
+from transforms.meds import load_med_rules, parse_meds_csv
+
+
+def fake_pseudonymize(namespace: str, identifier: str) -> str:
+    return f"{namespace}|{identifier}"
+
+
+HEADER = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity"
+)
+ROWS = [
+    "MRN001,NORTH_CLINIC,dispense,199224,anastrozole 1 MG Oral Tablet,1,tablet,daily,2023-01-01,,30,30",  # 2
+    "MRN001,NORTH_CLINIC,order,835840,testosterone cypionate 200 MG/ML,0.5,mL,every 2 weeks,2023-01-01,2023-03-31,,1",  # 3
+    "MRN001,NORTH_CLINIC,dispense,151124,Arimidex,1,mg,EOD,2023-02-01,,28,14",  # 4
+    "MRN002,NORTH_CLINIC,order,835840,testosterone cypionate,100,mg,BIW,2023-01-01,2023-01-28,,",  # 5
+    "MRN002,NORTH_CLINIC,order,835840,testosterone cypionate,200,mg,QW,2023-01-01,,,",  # 6 neither
+    ",NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30",  # 7
+    "MRN002,,dispense,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30",  # 8
+    "MRN002,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,three times a fortnight,2023-01-01,,30,30",  # 9
+    "MRN002,NORTH_CLINIC,dispense,199224,anastrozole,1,spoon,daily,2023-01-01,,30,30",  # 10
+    "MRN002,NORTH_CLINIC,dispense,999999,Vitamin D3,1000,IU,daily,2023-01-01,,90,90",  # 11
+    "MRN002,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,Q2W,2023/01/01,,30,",  # 12
+    "MRN002,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-03-01,2023-02-01,,",  # 13
+    "MRN002,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-03-01,,0,",  # 14
+    "MRN002,NORTH_CLINIC,dispense,199224,anastrozole,one,tablet,daily,2023-03-01,,30,30",  # 15
+    "MRN002,NORTH_CLINIC,dispense,835840,testosterone,0.5,mL,Q2W,2023-03-01,2023-03-28,30,1",  # 16
+    "MRN002,NORTH_CLINIC,refill,199224,anastrozole,1,tablet,daily,2023-04-01,,30,30",  # 17
+    "MRN002,NORTH_CLINIC,dispense,199224,,1,tablet,,2023-04-01,,30,",  # 18
+]
+
+
+@pytest.fixture
+def meds():
+    data = (HEADER + "\n" + "\n".join(ROWS) + "\n").encode()
+    return parse_meds_csv(data, file_sha256="sha-m", pseudonymize=fake_pseudonymize)
+
+
+def row(result, line: int) -> dict:
+    rows = result.rows.filter(result.rows["position"] == f"line {line}").to_dicts()
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_counts_and_rejects(meds):
+    assert meds.rows.schema == columns_of(StgMedication)
+    assert meds.received == 17
+    assert [(r.position, r.check_name) for r in meds.rejects] == [
+        ("line 6", "unparseable_value"),  # neither end_date nor days_supply
+        ("line 7", "missing_patient_id"),
+        ("line 8", "missing_patient_id"),  # no identifier namespace
+        ("line 9", "unparseable_value"),  # frequency no rule reads
+        ("line 10", "unknown_unit"),  # anastrozole in 'spoon'
+        ("line 12", "unparseable_value"),  # 2023/01/01
+        ("line 13", "unparseable_value"),  # end before start
+        ("line 14", "unparseable_value"),  # days_supply 0
+        ("line 15", "unparseable_value"),  # dose 'one'
+        ("line 17", "unparseable_value"),  # record_type 'refill'
+    ]
+    text = " ".join(f"{r.reason} {r.excerpt}" for r in meds.rejects)
+    assert "MRN" not in text
+
+
+def test_tablet_daily_with_days_supply(meds):
+    r = row(meds, 2)
+    assert r["patient_key"] == "NORTH_CLINIC|MRN001"
+    assert (r["ingredient"], r["dose_mg"], r["doses_per_day"]) == ("anastrozole", 1.0, 1.0)
+    # 2023-01-01 + 30 − 1 days = 2023-01-30
+    assert (r["start_date"], r["end_date"], r["days_supply"]) == (
+        dt.date(2023, 1, 1),
+        dt.date(2023, 1, 30),
+        30,
+    )
+    assert (r["record_type"], r["quantity"], r["source_system"]) == ("dispense", 30.0, "meds")
+
+
+def test_injection_ml_times_strength_and_end_date_given(meds):
+    r = row(meds, 3)
+    # 0.5 mL × 200 mg/mL = 100 mg every 14 days; Jan 1 – Mar 31 = 31 + 28 + 31 = 90 days
+    assert (r["ingredient"], r["dose_mg"]) == ("testosterone", 100.0)
+    assert r["doses_per_day"] == pytest.approx(1 / 14, abs=1e-15)
+    assert (r["end_date"], r["days_supply"]) == (dt.date(2023, 3, 31), 90)
+
+
+def test_brand_code_mass_unit_and_every_other_day(meds):
+    r = row(meds, 4)
+    assert (r["ingredient"], r["dose_mg"], r["doses_per_day"]) == ("anastrozole", 1.0, 0.5)
+    assert r["end_date"] == dt.date(2023, 2, 28)  # Feb 1 + 28 − 1
+
+
+def test_twice_weekly_and_end_date_only(meds):
+    r = row(meds, 5)
+    assert r["doses_per_day"] == pytest.approx(2 / 7, abs=1e-15)
+    assert (r["dose_mg"], r["days_supply"], r["quantity"]) == (100.0, 28, None)
+
+
+def test_uncatalogued_drug_loads_without_ingredient(meds):
+    r = row(meds, 11)
+    assert (r["ingredient"], r["dose_mg"], r["dose_value"], r["dose_unit"]) == (
+        None,
+        None,
+        1000.0,
+        "IU",
+    )
+
+
+def test_end_date_as_sent_wins_over_days_supply(meds):
+    r = row(meds, 16)
+    assert (r["end_date"], r["days_supply"]) == (dt.date(2023, 3, 28), 30)
+
+
+def test_empty_frequency_is_null(meds):
+    r = row(meds, 18)
+    assert (r["frequency"], r["doses_per_day"], r["drug_name"]) == (None, None, None)
+
+
+def test_identities(meds):
+    assert sorted(i.identifier for i in meds.identities) == ["MRN001", "MRN002"]
+    assert all(i.namespace == "NORTH_CLINIC" for i in meds.identities)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_day"),
+    [
+        ("daily", 1),
+        ("QD", 1),
+        ("once daily", 1),
+        ("BID", 2),
+        ("twice daily", 2),
+        ("twice weekly", 2 / 7),
+        ("BIW", 2 / 7),
+        ("weekly", 1 / 7),
+        ("QW", 1 / 7),
+        ("every 2 weeks", 1 / 14),
+        ("Q2W", 1 / 14),
+        ("EOD", 0.5),
+        ("Every-Other-Day", 0.5),
+        ("every 3 days", 1 / 3),
+        ("q8h", 3),
+        ("every 10 days", 1 / 10),
+        ("Q3W", 1 / 21),
+    ],
+)
+def test_frequency_rules(text, per_day):
+    assert load_med_rules().doses_per_day(text) == pytest.approx(per_day, abs=1e-15)
+
+
+@pytest.mark.parametrize("text", ["sometimes", "as needed", "every 0 days"])
+def test_frequency_without_rule(text):
+    assert load_med_rules().doses_per_day(text) is None
