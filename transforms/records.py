@@ -19,6 +19,8 @@ UNPARSEABLE_VALUE = "unparseable_value"
 IMPLAUSIBLE_VALUE = "implausible_value"
 FUTURE_DATE = "future_date"
 DUPLICATE_FILE = "duplicate_file"
+UNREADABLE_FILE = "unreadable_file"
+FILE_TOO_LARGE = "file_too_large"
 
 CHECK_NAMES = (
     MALFORMED_MESSAGE,
@@ -28,6 +30,8 @@ CHECK_NAMES = (
     IMPLAUSIBLE_VALUE,
     FUTURE_DATE,
     DUPLICATE_FILE,
+    UNREADABLE_FILE,
+    FILE_TOO_LARGE,
 )
 
 # (namespace, identifier) -> pseudonymous key

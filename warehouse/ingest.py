@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -26,7 +27,13 @@ from schemas import staging as stg
 from schemas.validate import validate
 from transforms.landing import LandingFile, sha256_file
 from transforms.parsers import RECORD_KIND, STAGED_TABLE, iter_parse_file
-from transforms.records import DUPLICATE_FILE, Pseudonymizer, Reject
+from transforms.records import (
+    DUPLICATE_FILE,
+    FILE_TOO_LARGE,
+    UNREADABLE_FILE,
+    Pseudonymizer,
+    Reject,
+)
 from warehouse.home import Home
 from warehouse.identity import IdentityStore
 from warehouse.runner import apply_ddl
@@ -37,6 +44,11 @@ MODELS = {
     "staging.stg_dexa__scan": stg.StgDexaScan,
     "staging.stg_meds__medication": stg.StgMedication,
 }
+
+
+# feeds whose parser streams (memory flat in file size); others read a file whole
+STREAMING_FEEDS = frozenset({"hl7"})
+MAX_WHOLE_FILE_BYTES = 256 * 1024 * 1024
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -221,6 +233,22 @@ def stage_file(
     """Parse, validate and stage one archived file (idempotent)."""
     table = STAGED_TABLE[feed]
     kind = RECORD_KIND[feed]
+    path = archive_path(home, file_sha256)
+    if feed not in STREAMING_FEEDS and path.stat().st_size > MAX_WHOLE_FILE_BYTES:
+        return _stage_whole_file_reject(
+            con,
+            file_sha256,
+            feed,
+            source,
+            run_id=run_id,
+            now=as_of,
+            reject=Reject(
+                position="file",
+                check_name=FILE_TOO_LARGE,
+                reason=f"{path.stat().st_size} bytes exceeds the {MAX_WHOLE_FILE_BYTES} bytes "
+                f"a {feed} file may have (split the export)",
+            ),
+        )
     stats = FileStats(feed, file_sha256)
     con.execute("BEGIN")
     try:
@@ -228,14 +256,31 @@ def stage_file(
         all_positions: set[str] = set()
         bad_positions: set[str] = set()
         produced: set[tuple[str, str]] = set()
-        for result in iter_parse_file(
-            feed,
-            source,
-            name,
-            archive_path(home, file_sha256),
-            file_sha256=file_sha256,
-            pseudonymize=pseudonymize,
-        ):
+        chunks = iter_parse_file(
+            feed, source, name, path, file_sha256=file_sha256, pseudonymize=pseudonymize
+        )
+        while True:
+            try:
+                result = next(chunks, None)
+            except Exception as exc:  # a parser bug or hostile bytes: the file is poison
+                con.execute("ROLLBACK")
+                return _stage_whole_file_reject(
+                    con,
+                    file_sha256,
+                    feed,
+                    source,
+                    run_id=run_id,
+                    now=as_of,
+                    reject=Reject(
+                        position="file",
+                        check_name=UNREADABLE_FILE,
+                        # the exception text may quote the file's content: only its type
+                        reason=f"the {feed} parser failed on this file ({type(exc).__name__}); "
+                        "bytes kept in the archive for replay",
+                    ),
+                )
+            if result is None:
+                break
             rejects = list(result.rejects) + validate(kind, result.rows, as_of)
             identities.add(result.identities)
             if result.rows.height:
@@ -256,17 +301,39 @@ def stage_file(
         stats.received = len(all_positions)
         stats.quarantined = len(bad_positions)
         stats.accepted = stats.received - stats.quarantined
-        con.execute(
-            "UPDATE raw.files SET status = 'parsed', n_received = $r, n_accepted = $a, "
-            "n_quarantined = $q, run_id = $run WHERE file_sha256 = $s",
-            {
-                "r": stats.received,
-                "a": stats.accepted,
-                "q": stats.quarantined,
-                "run": run_id,
-                "s": file_sha256,
-            },
-        )
+        _set_file_status(con, file_sha256, "parsed", stats, run_id)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # no transaction left open
+            con.execute("ROLLBACK")
+        raise
+    return stats
+
+
+def _set_file_status(con, sha: str, status: str, stats: FileStats, run_id: str) -> None:
+    con.execute(
+        "UPDATE raw.files SET status = $st, n_received = $r, n_accepted = $a, "
+        "n_quarantined = $q, run_id = $run WHERE file_sha256 = $s",
+        {
+            "st": status,
+            "r": stats.received,
+            "a": stats.accepted,
+            "q": stats.quarantined,
+            "run": run_id,
+            "s": sha,
+        },
+    )
+
+
+def _stage_whole_file_reject(con, sha, feed, source, *, reject: Reject, run_id, now) -> FileStats:
+    """A file no parser can read counts as one quarantined record; the feed keeps flowing."""
+    table = STAGED_TABLE[feed]
+    stats = FileStats(feed, sha, received=1, quarantined=1, by_check={reject.check_name: 1})
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM " + table + " WHERE file_sha256 = $s", {"s": sha})  # noqa: S608
+        _insert_rejects(con, sha, feed, source, [reject], run_id=run_id, now=now)
+        _set_file_status(con, sha, "failed", stats, run_id)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
