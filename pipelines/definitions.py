@@ -5,12 +5,18 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets import all_assets
+from pipelines.ops import all_job, feed_jobs, reprocess_job
 from pipelines.resources import WarehouseResource
+from pipelines.schedules import daily_schedule
+from pipelines.sensors import landing_sensors
 
-everything = dg.define_asset_job("labwh_all", selection=dg.AssetSelection.all())
+everything = all_job
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[everything],
+    jobs=[all_job, *feed_jobs.values(), reprocess_job],
+    sensors=landing_sensors,
+    schedules=[daily_schedule],
     resources={"warehouse": WarehouseResource()},
+    executor=dg.in_process_executor,
 )

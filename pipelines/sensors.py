@@ -1,0 +1,114 @@
+"""One sensor per landing feed: a run for files whose content the sensor has not seen yet.
+
+Each tick lists ``landing/<feed>/`` (``transforms.landing.discover``), hashes the files
+(``sha256_file``; a file's hash is cached by path, size and mtime so an unchanged folder is
+not re-read) and requests one run of ``ingest_<feed>`` for at most ``MAX_FILES_PER_TICK``
+unseen contents; the rest wait for the next tick. The cursor holds the contents seen
+(16-hex-digit SHA-256 prefixes); the run key is ``<feed>:<sha256>`` (of the file, or of the
+sorted hashes of the batch), so the same content never triggers a second run, whatever its
+name. A content the sensor skips is still landed by the daily schedule: raw.files, not the
+cursor, is the record of what was received.
+
+Default status: STOPPED. Turn the sensors on in the UI (Automation) or with
+``dagster sensor start``; set ``LABWH_AUTOMATION=1`` to have them (and the daily schedule)
+start RUNNING, e.g. on a shared deployment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.ops import automation_on, feed_jobs
+from pipelines.resources import WarehouseResource
+from transforms.landing import FEEDS, discover, sha256_file
+
+MAX_FILES_PER_TICK = 50
+SEEN_PREFIX = 16
+CURSOR_VERSION = 1
+
+
+def default_status() -> dg.DefaultSensorStatus:
+    if automation_on():
+        return dg.DefaultSensorStatus.RUNNING
+    return dg.DefaultSensorStatus.STOPPED
+
+
+_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of a file, cached by (path, size, mtime) for the life of the daemon process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _hash_cache:
+        _hash_cache[key] = sha256_file(path)
+    return _hash_cache[key]
+
+
+def load_cursor(cursor: str | None) -> set[str]:
+    if not cursor:
+        return set()
+    data = json.loads(cursor)
+    return set(data.get("seen", []))
+
+
+def dump_cursor(seen: set[str]) -> str:
+    return json.dumps({"v": CURSOR_VERSION, "seen": sorted(seen)}, separators=(",", ":"))
+
+
+def new_files(
+    landing: Path, feed: str, seen: set[str], limit: int = MAX_FILES_PER_TICK
+) -> list[tuple[str, str]]:
+    """(name, sha256) of up to ``limit`` landing files whose content is not in ``seen``."""
+    found: dict[str, str] = {}
+    for lf in discover(Path(landing), (feed,)):
+        sha = content_hash(lf.path)
+        if sha[:SEEN_PREFIX] in seen or sha in found.values():
+            continue
+        found[lf.name] = sha
+        if len(found) >= limit:
+            break
+    return list(found.items())
+
+
+def run_key(feed: str, shas: list[str]) -> str:
+    shas = sorted(shas)
+    digest = shas[0] if len(shas) == 1 else hashlib.sha256("\n".join(shas).encode()).hexdigest()
+    return f"{feed}:{digest}"
+
+
+def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"landing_{feed}",
+        job=feed_jobs[feed],
+        minimum_interval_seconds=30,
+        default_status=default_status(),
+        description=f"New contents under landing/{feed}/ → a run of ingest_{feed} "
+        f"(≤ {max_files} files per tick, each content once).",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+        seen = load_cursor(context.cursor)
+        files = new_files(warehouse.landing_dir(), feed, seen, max_files)
+        if not files:
+            return dg.SkipReason(f"no new {feed} files")
+        shas = [sha for _, sha in files]
+        seen.update(sha[:SEEN_PREFIX] for sha in shas)
+        context.log.info(f"{len(files)} new {feed} file(s): " + ", ".join(s[:12] for s in shas))
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=run_key(feed, shas),
+                    tags={"labwh/feed": feed, "labwh/new_files": str(len(files))},
+                )
+            ],
+            cursor=dump_cursor(seen),
+        )
+
+    return _sensor
+
+
+landing_sensors = [landing_sensor(feed) for feed in FEEDS]

@@ -1,0 +1,331 @@
+"""Operations: feed sensors, the daily schedule, run config, retries, poison files, reprocess.
+
+Every warehouse is built under pytest's tmp_path (the ``home`` fixture); Dagster runs use an
+ephemeral or tmp_path instance. Expected values are worked out from the inline files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from pipelines.instance import WRITER_TAG, ensure_instance
+from pipelines.ops import all_job, feed_jobs, reprocess_job, reprocess_run_config, run_reprocess
+from pipelines.resources import WarehouseResource
+from pipelines.schedules import FEATURE_RUN_CONFIG_EXAMPLE, daily_schedule
+from pipelines.sensors import MAX_FILES_PER_TICK, landing_sensor
+from warehouse import reprocess, steps
+
+pytestmark = pytest.mark.integration
+
+MEDS_HEADER = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity\n"
+)
+
+
+def meds_row(patient: str, start: str, drug: str = "anastrozole 1 MG Oral Tablet") -> str:
+    return f"{patient},NORTH_CLINIC,dispense,199224,{drug},1,tablet,daily,{start},,30,30\n"
+
+
+def write(path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode())
+    return path
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def query(home, sql: str, params=None):
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        return con.execute(sql, params or {}).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def resources(home):
+    return {"warehouse": WarehouseResource(home=str(home.root))}
+
+
+# --------------------------------------------------------------------------- instance
+def test_instance_yaml_is_local_offline_and_single_writer(home):
+    dagster_home = ensure_instance(home)
+    assert dagster_home == home.root / "dagster"
+    cfg = yaml.safe_load((dagster_home / "dagster.yaml").read_text())
+    assert cfg["telemetry"] == {"enabled": False}
+    assert cfg["storage"]["sqlite"]["base_dir"] == str(dagster_home / "storage")
+    assert cfg["concurrency"]["runs"]["max_concurrent_runs"] == 1
+    assert cfg["concurrency"]["runs"]["tag_concurrency_limits"] == [{"key": WRITER_TAG, "limit": 1}]
+    # idempotent, and Dagster accepts it
+    before = (dagster_home / "dagster.yaml").stat().st_mtime_ns
+    assert ensure_instance(home) == dagster_home
+    assert (dagster_home / "dagster.yaml").stat().st_mtime_ns == before
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        assert str(dagster_home) in instance.root_directory
+    finally:
+        instance.dispose()
+
+
+# --------------------------------------------------------------------------- sensors
+def _tick(sensor, resources, cursor=None):
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return sensor(ctx)
+
+
+def test_feed_sensor_requests_one_run_per_new_content(home, resources):
+    a = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    b = MEDS_HEADER + meds_row("P2", "2023-02-01")
+    write(home.landing / "meds" / "a.csv", a)
+    write(home.landing / "hl7" / "x.hl7", "MSH|^~\\&|other feed\r")  # not this sensor's feed
+    sensor = landing_sensor("meds")
+
+    first = _tick(sensor, resources)
+    assert [r.run_key for r in first.run_requests] == ["meds:" + sha(a)]
+    assert first.run_requests[0].tags["labwh/feed"] == "meds"
+
+    # same folder again: nothing
+    again = _tick(sensor, resources, first.cursor)
+    assert isinstance(again, dg.SkipReason)
+
+    # same bytes under another name: nothing either (content already seen)
+    write(home.landing / "meds" / "copy_of_a.csv", a)
+    assert isinstance(_tick(sensor, resources, first.cursor), dg.SkipReason)
+
+    # a new content: one run keyed by its hash
+    write(home.landing / "meds" / "b.csv", b)
+    third = _tick(sensor, resources, first.cursor)
+    assert [r.run_key for r in third.run_requests] == ["meds:" + sha(b)]
+    assert isinstance(_tick(sensor, resources, third.cursor), dg.SkipReason)
+
+
+def test_feed_sensor_caps_files_per_tick_and_keys_the_batch(home, resources):
+    texts = [MEDS_HEADER + meds_row(f"P{i}", "2023-01-01") for i in range(3)]
+    for i, t in enumerate(texts):
+        write(home.landing / "meds" / f"f{i}.csv", t)
+    sensor = landing_sensor("meds", max_files=2)
+    first = _tick(sensor, resources)
+    # discover order is by name: f0, f1 in the first batch, f2 in the next
+    batch = sorted([sha(texts[0]), sha(texts[1])])
+    expected = "meds:" + hashlib.sha256("\n".join(batch).encode()).hexdigest()
+    assert [r.run_key for r in first.run_requests] == [expected]
+    second = _tick(sensor, resources, first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["meds:" + sha(texts[2])]
+    assert isinstance(_tick(sensor, resources, second.cursor), dg.SkipReason)
+    assert MAX_FILES_PER_TICK >= 1
+
+
+def test_sensors_target_their_feed_job(home):
+    from pipelines.definitions import defs
+
+    for feed, job in feed_jobs.items():
+        sensor = defs.resolve_sensor_def(f"landing_{feed}")
+        assert sensor.job_name == job.name == f"ingest_{feed}"
+        assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+        resolved = defs.resolve_job_def(job.name)
+        keys = {k.to_user_string() for k in resolved.asset_layer.selected_asset_keys}
+        assert {"raw/files", "core/fct_lab_result", "published/analytics"} <= keys
+        staged = {k for k in keys if k.startswith("staging/")}
+        assert len(staged) == 1 and feed.replace("_", "") in staged.pop().replace("_", "")
+        assert resolved.tags[WRITER_TAG] == "writer"
+
+
+# --------------------------------------------------------------------------- schedule
+def test_daily_schedule_requests_a_whole_graph_run():
+    assert daily_schedule.cron_schedule == "0 2 * * *"
+    assert daily_schedule.job_name == "labwh_all" == all_job.name
+    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2024, 3, 1, 2, 0))
+    data = daily_schedule.evaluate_tick(ctx)
+    assert len(data.run_requests) == 1
+    assert data.run_requests[0].run_config == {}
+
+
+def test_feature_run_config_example_is_valid_and_bad_values_are_rejected():
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("labwh_all")
+    resolved = dg.validate_run_config(job, FEATURE_RUN_CONFIG_EXAMPLE)
+    cfg = resolved["ops"]["feature_marts"]["config"]
+    assert cfg["thresholds_pg_ml"] == [10.0, 20.0, 30.0] and cfg["max_gap_days"] == 180
+    with pytest.raises(dg.DagsterInvalidConfigError):
+        dg.validate_run_config(
+            job, {"ops": {"feature_marts": {"config": {"max_gap_days": "half a year"}}}}
+        )
+    ok = dg.validate_run_config(reprocess_job, reprocess_run_config(day="2024-01-05"))
+    assert ok["ops"]["reprocess_files"]["config"]["day"] == "2024-01-05"
+
+
+# --------------------------------------------------------------------------- retries
+def test_transient_error_in_staging_is_retried_and_the_run_succeeds(home, resources, monkeypatch):
+    from pipelines.assets import RAW, STAGED, all_assets
+
+    write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
+    real_stage = steps.stage
+    calls = []
+
+    def flaky_stage(h, feed, run_id, **kw):
+        calls.append(feed)
+        if calls.count(feed) == 1:
+            raise TimeoutError("injected: warehouse busy")
+        return real_stage(h, feed, run_id, **kw)
+
+    monkeypatch.setattr(steps, "stage", flaky_stage)
+    result = dg.materialize(
+        all_assets,
+        selection=[RAW, STAGED["meds"]],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert calls == ["meds", "meds"]
+    retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retried) == 1
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(1,)]
+
+
+# --------------------------------------------------------------------------- poison files
+def _poison_meds_parser(monkeypatch, marker: str):
+    import transforms.meds as meds
+
+    real = meds.parse_meds_csv
+
+    def parse(data: bytes, **kw):
+        if marker.encode() in data:
+            raise ValueError("injected parser crash on MRN-like text P-SECRET")
+        return real(data, **kw)
+
+    monkeypatch.setattr(meds, "parse_meds_csv", parse)
+
+
+def test_unreadable_file_is_quarantined_and_the_feed_keeps_flowing(home, monkeypatch):
+    bad = MEDS_HEADER + meds_row("P1", "2023-01-01", drug="POISON")
+    good = MEDS_HEADER + meds_row("P2", "2023-01-01") + meds_row("P3", "2023-02-01")
+    write(home.landing / "meds" / "a_bad.csv", bad)  # staged first (name order)
+    write(home.landing / "meds" / "b_good.csv", good)
+    _poison_meds_parser(monkeypatch, "POISON")
+    steps.start_run(home, "r1", home.landing)
+    steps.land(home, home.landing, "r1")
+
+    summary = reprocess.stage_guarded(home, "meds", "r1")
+
+    # bad: 1 record quarantined; good: 2 accepted
+    assert (summary.files, summary.received, summary.accepted, summary.quarantined) == (2, 3, 2, 1)
+    assert summary.by_check == {reprocess.UNREADABLE_FILE: 1}
+    files = dict(query(home, "SELECT file_sha256, status FROM raw.files"))
+    assert files == {sha(bad): "failed", sha(good): "parsed"}
+    assert query(
+        home, "SELECT file_sha256, count(*) FROM staging.stg_meds__medication GROUP BY ALL"
+    ) == [(sha(good), 2)]
+    q = query(home, "SELECT file_sha256, position, check_name, reason FROM quality.quarantine")
+    assert [r[:3] for r in q] == [(sha(bad), "file", "unreadable_file")]
+    assert "ValueError" in q[0][3] and "P-SECRET" not in q[0][3]  # no file text in the reason
+    assert query(
+        home, "SELECT n_files, n_received, n_accepted, n_quarantined FROM quality.run_feed_stats"
+    ) == [(2, 3, 2, 1)]
+    # the failed file is not retried by the next run
+    assert reprocess.stage_guarded(home, "meds", "r2").files == 0
+
+
+def test_transient_error_is_not_mistaken_for_a_poison_file(home, monkeypatch):
+    import transforms.meds as meds
+
+    write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
+
+    def busy(data, **kw):
+        raise TimeoutError("injected")
+
+    monkeypatch.setattr(meds, "parse_meds_csv", busy)
+    steps.start_run(home, "r1", home.landing)
+    steps.land(home, home.landing, "r1")
+    with pytest.raises(TimeoutError):
+        reprocess.stage_guarded(home, "meds", "r1")
+    assert query(home, "SELECT status FROM raw.files") == [("received",)]
+    assert query(home, "SELECT count(*) FROM quality.quarantine") == [(0,)]
+
+
+# --------------------------------------------------------------------------- reprocess
+def _load_all(home, run_id: str):
+    from warehouse import params
+
+    steps.start_run(home, run_id, home.landing)
+    steps.land(home, home.landing, run_id)
+    reprocess.stage_guarded(home, "meds", run_id)
+    steps.build_core(home, params.core_params())
+    steps.build_features(home, params.feature_params(), run_id)
+
+
+def test_reprocess_one_file_after_a_fix_and_again_is_idempotent(home, monkeypatch):
+    bad = MEDS_HEADER + meds_row("P1", "2023-01-01", drug="POISON") + meds_row("P1", "2023-03-01")
+    good = MEDS_HEADER + meds_row("P2", "2023-01-01")
+    write(home.landing / "meds" / "a.csv", bad)
+    write(home.landing / "meds" / "b.csv", good)
+    with monkeypatch.context() as m:
+        _poison_meds_parser(m, "POISON")
+        _load_all(home, "r1")
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(1,)]
+
+    # the parser is fixed (un-patched): reprocess the failed file by a hash prefix
+    result = reprocess.reprocess(home, "r2", file_sha256=sha(bad)[:10])
+    assert [f[0] for f in result.files] == [sha(bad)]
+    assert (result.feeds["meds"].received, result.feeds["meds"].accepted) == (2, 2)
+    assert dict(query(home, "SELECT file_sha256, status FROM raw.files")) == {
+        sha(bad): "parsed",
+        sha(good): "parsed",
+    }
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(3,)]
+    assert query(
+        home, "SELECT check_name, release_run_id FROM quality.quarantine WHERE position = 'file'"
+    ) == [("unreadable_file", "r2")]
+    assert home.published.exists()
+    core_before = query(home, "SELECT count(*) FROM core.fct_medication")
+
+    # a whole day again: nothing changes
+    day = query(home, "SELECT CAST(min(received_at) AS DATE) FROM raw.files")[0][0]
+    again = reprocess.reprocess(home, "r3", day=day.isoformat())
+    assert sorted(f[0] for f in again.files) == sorted([sha(bad), sha(good)])
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(3,)]
+    assert query(home, "SELECT count(*) FROM core.fct_medication") == core_before
+    assert query(home, "SELECT status FROM raw.runs WHERE run_id = 'r3'") == [("success",)]
+
+
+def test_reprocess_selection_errors(home):
+    with steps.writer(home) as con:
+        with pytest.raises(ValueError):
+            reprocess.select_files(con)
+        with pytest.raises(ValueError):
+            reprocess.select_files(con, file_sha256="abc")
+    with pytest.raises(LookupError):
+        reprocess.reprocess(home, "r1", file_sha256="0" * 64)
+
+
+def test_reprocess_job_from_dagster_records_materializations(home, resources, tmp_path):
+    write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
+    _load_all(home, "r1")
+    content = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    with dg.instance_for_test() as instance:
+        result = run_reprocess(home, file_sha256=sha(content), instance=instance)
+        assert result.success
+        keys = {
+            m.asset_key.to_user_string()
+            for m in result.asset_materializations_for_node("reprocess_files")
+        }
+        assert {
+            "staging/stg_meds__medication",
+            "core/fct_medication",
+            "published/analytics",
+        } <= keys
+        # a wrong hash fails at once, without retries
+        bad = run_reprocess(home, file_sha256="f" * 64, instance=instance)
+        assert not bad.success
+        assert not [e for e in bad.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
