@@ -1,0 +1,123 @@
+"""Table contracts (schemas/core.py) as checks: counts and check names, never values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from schemas.checks import asset_check_specs, validate_frame, validate_table
+from schemas.core import DimPatient, FeatBmdTrend, FeatE2Exposure
+
+SECRET = "pkSECRETKEY123"
+
+
+def _e2_row(**kw):
+    row = {
+        "patient_key": "p1",
+        "threshold_pg_ml": 20.0,
+        "period": "overall",
+        "first_date": dt.date(2022, 1, 1),
+        "last_date": dt.date(2022, 3, 2),
+        "n_results": 2,
+        "n_dates": 2,
+        "n_censored": 0,
+        "mean_e2_pg_ml": 15.0,
+        "min_e2_pg_ml": 10.0,
+        "max_e2_pg_ml": 20.0,
+        "followup_days": 60,
+        "interpolated_days": 60,
+        "below_days": 60,
+        "gap_days": 0,
+        "indeterminate_days": 0,
+        "fraction_below": 1.0,
+        "anastrozole_days": 0,
+        "anastrozole_below_days": 0,
+    }
+    row.update(kw)
+    return row
+
+
+def test_valid_frame_passes():
+    frame = pl.DataFrame([_e2_row(), _e2_row(period="2022")])
+    assert validate_frame(FeatE2Exposure, frame) == (True, 0, {}, 0)
+
+
+def test_duplicate_and_null_keys_are_counted_without_values():
+    frame = pl.DataFrame(
+        {"patient_key": [SECRET, SECRET, None], "birth_year": [1950, 1951, 1960], "sex": "M"}
+    )
+    result = validate_frame(DimPatient, frame)
+    # two rows share a key (both are failure cases), one key is NULL
+    assert result == (
+        False,
+        3,
+        {"patient_key:field_uniqueness": 2, "patient_key:not_nullable": 1},
+        3,
+    )
+    assert SECRET not in repr(result)
+
+
+def test_table_rule_counts_rows_breaking_the_day_arithmetic():
+    good = _e2_row()
+    bad_sum = _e2_row(period="2021", followup_days=61)  # 61 != 60 + 0 + 0
+    bad_below = _e2_row(period="2023", below_days=61, fraction_below=None)  # below > interpolated
+    bad_period = _e2_row(period="22")  # neither 'overall' nor YYYY
+    frame = pl.DataFrame([good, bad_sum, bad_below, bad_period])
+    passed, n, by_check, rows = validate_frame(FeatE2Exposure, frame)
+    assert not passed
+    assert by_check["day_counts_consistent"] == 2
+    assert [k for k in by_check if k.startswith("period:")] == [
+        "period:str_matches('^(overall|[0-9]{4})$')"
+    ]
+    assert rows == 3 and n == 3
+
+
+def test_bmd_slope_must_exist_exactly_when_no_reason():
+    base = {
+        "patient_key": "p1",
+        "site": "total_hip",
+        "n_scans": 2,
+        "first_scan_date": dt.date(2020, 1, 1),
+        "last_scan_date": dt.date(2022, 1, 1),
+        "span_years": 2.0,
+        "first_bmd_g_cm2": 1.0,
+        "last_bmd_g_cm2": 0.98,
+        "change_g_cm2": -0.02,
+        "lsc_g_cm2": 0.025,
+        "exceeds_lsc": False,
+        "slope_g_cm2_per_year": -0.01,
+        "slope_se_g_cm2_per_year": None,
+        "slope_pct_per_year": -1.0,
+        "reason": None,
+        "uses_sbmd": False,
+        "sbmd_is_approximate": False,
+        "n_manufacturers": 1,
+        "manufacturers": "Hologic",
+    }
+    bad = dict(base, site="femoral_neck", reason="span_below_minimum")  # slope kept anyway
+    out = validate_frame(FeatBmdTrend, pl.DataFrame([base, bad]))
+    assert out[0] is False and out[2] == {"slope_null_iff_reason": 1}
+
+
+def test_validate_table_reads_duckdb_and_reports_missing_tables():
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA core")
+    assert validate_table(con, "core.dim_patient")[:3] == (False, 1, {"table_exists": 1})
+    con.execute(
+        "CREATE TABLE core.dim_patient (patient_key VARCHAR, birth_year INTEGER, sex VARCHAR)"
+    )
+    con.execute("INSERT INTO core.dim_patient VALUES ('a', 1950, 'M'), ('b', NULL, NULL)")
+    passed, n, by_check, meta = validate_table(con, "core.dim_patient")
+    assert (passed, n, by_check) == (True, 0, {})  # INTEGER birth_year coerced to the contract
+    assert meta["rows"] == 2
+    con.execute("INSERT INTO core.dim_patient VALUES ('a', 1960, 'M')")
+    assert validate_table(con, "core.dim_patient")[2] == {"patient_key:field_uniqueness": 2}
+
+
+def test_specs_block_core_and_marts_only():
+    specs = {s.table: s.blocking for s in asset_check_specs()}
+    assert specs["core.fct_lab_result"] and specs["marts.feat_bmd_trend"]
+    assert not specs["staging.stg_hl7__lab_result"]
+    assert len(specs) == 12
