@@ -73,7 +73,7 @@ class MedicationRules(StgMedication):
     def plausible_values(cls, data: PolarsData) -> pl.LazyFrame:
         ok = (
             (pl.col("dose_value") > 0).fill_null(True)
-            & (pl.col("days_supply").is_between(1, 366)).fill_null(True)
+            & (pl.col("days_supply") >= 1).fill_null(True)
             & (pl.col("end_date") >= pl.col("start_date")).fill_null(True)
         )
         return data.lazyframe.select(ok.alias("ok"))
@@ -124,7 +124,7 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
     if kind == "medication":
         what = f"{row.get('drug_name')} {row.get('dose_value')} {row.get('dose_unit')}"
         if check == IMPLAUSIBLE_VALUE:
-            return f"{what}: dose ≤ 0, days supply outside 1-366 or end before start", what
+            return f"{what}: dose ≤ 0, days supply < 1 or end before start", what
         if check == FUTURE_DATE:
             return f"start_date {row.get('start_date')} is after the run date", what
     return f"failed {check}", None
