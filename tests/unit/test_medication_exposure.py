@@ -27,8 +27,9 @@ def fct(records: list[dict]) -> pl.DataFrame:
     return pl.DataFrame([{**base, **r} for r in records], schema=columns_of(StgMedication))
 
 
-def med(key, ingredient, start, end, dose_mg=1.0, per_day=1.0) -> dict:
+def med(key, ingredient, start, end, dose_mg=1.0, per_day=1.0, record_type=None) -> dict:
     return {
+        "record_type": record_type,
         "patient_key": key,
         "ingredient": ingredient,
         "start_date": start,
@@ -68,6 +69,12 @@ HAND = [
     med("C", "anastrozole", D(2023, 1, 11), D(2023, 1, 20), None, 1.0),
     # uncatalogued drug: no ingredient, no episode
     med("C", None, D(2023, 1, 1), D(2023, 12, 31)),
+    # D: a year-long order and two dispenses: the dispenses decide (gap Jan 31 – Mar 31 = 60)
+    med("D", "anastrozole", D(2023, 1, 1), D(2023, 12, 31), record_type="order"),
+    med("D", "anastrozole", D(2023, 1, 1), D(2023, 1, 30), record_type="dispense"),
+    med("D", "anastrozole", D(2023, 4, 1), D(2023, 4, 30), record_type="dispense"),
+    # E: orders only: the orders are the best evidence there is
+    med("E", "testosterone", D(2023, 1, 1), D(2023, 6, 29), 200.0, 1 / 14, "order"),
 ]
 
 
@@ -107,6 +114,17 @@ def test_adjacent_records_and_unknown_dose(con):
         "SELECT count(*) FROM core.medication_exposure WHERE ingredient IS NULL"
     ).fetchone()[0]
     assert n_null == 0
+
+
+def test_dispenses_win_over_orders_orders_alone_count(con):
+    assert episodes(con, "D", "anastrozole") == [
+        (D(2023, 1, 1), D(2023, 1, 30), 30, 30.0, 1),
+        (D(2023, 4, 1), D(2023, 4, 30), 30, 30.0, 1),
+    ]
+    # Jan 1 – Jun 29 = 31 + 28 + 31 + 30 + 31 + 29 = 180 days; 200 mg / 14 days × 180
+    ((start, end, days, dose, n),) = episodes(con, "E", "testosterone")
+    assert (start, end, days, n) == (D(2023, 1, 1), D(2023, 6, 29), 180, 1)
+    assert dose == pytest.approx(200 * 180 / 14, rel=1e-12)
 
 
 def test_window_parameter_is_bound(tmp_path):
@@ -186,15 +204,16 @@ spans = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 40)), min_size=1,
 )
 
 
-@settings(max_examples=60, deadline=None)
+_MEMORY = duckdb.connect()  # one in-memory database for all examples (no warehouse file)
+
+
+@settings(max_examples=40, deadline=None)
 @given(records=spans, window=st.integers(0, 40))
 def test_matches_day_by_day_reference(records, window):
-    c = duckdb.connect()
-    load(c, fct([med("P", "anastrozole", s, e) for s, e in records]))
-    materialize(c, "core.medication_exposure", {"persistence_window_days": window})
-    got = c.execute(
+    load(_MEMORY, fct([med("P", "anastrozole", s, e) for s, e in records]))
+    materialize(_MEMORY, "core.medication_exposure", {"persistence_window_days": window})
+    got = _MEMORY.execute(
         "SELECT episode_start, episode_end, days_exposed, n_records FROM core.medication_exposure "
         "ORDER BY episode_start"
     ).fetchall()
-    c.close()
     assert got == reference(records, window)

@@ -1,5 +1,8 @@
 -- core.medication_exposure: one row per patient × ingredient × exposure episode
 -- (docs/medications.md). Gaps-and-islands in the style of OHDSI drug eras:
+-- * supply records: per patient × ingredient, the dispenses (and records without a type) when
+--   there is at least one; orders only when that patient × ingredient has no dispense at all
+--   (an order states intent and usually spans the whole prescription, refills or not);
 -- * records of one ingredient are ordered by (start_date, end_date); a record starts a new
 --   episode when the days without supply between the running episode end and its start
 --   (start_date − running_end − 1) exceed $persistence_window_days (config/features.yaml
@@ -9,14 +12,29 @@
 --   episode's records (each record's own days, so an early refill counts its full supply);
 --   NULL when any record of the episode lacks dose_mg or doses_per_day.
 WITH
-medication AS (
-    SELECT patient_key, ingredient, start_date, end_date, dose_mg, doses_per_day
+fct_medication AS (
+    SELECT patient_key, ingredient, record_type, start_date, end_date, dose_mg, doses_per_day
     FROM core.fct_medication
     WHERE ingredient IS NOT NULL
       AND start_date IS NOT NULL
       AND end_date IS NOT NULL
       AND end_date >= start_date
       AND ($all_patients OR patient_key IN (SELECT patient_key FROM touched_patients))
+),
+
+typed AS (
+    SELECT
+        *,
+        coalesce(record_type, 'dispense') <> 'order' AS is_supply,
+        bool_or(coalesce(record_type, 'dispense') <> 'order')
+            OVER (PARTITION BY patient_key, ingredient) AS has_supply
+    FROM fct_medication
+),
+
+medication AS (
+    SELECT patient_key, ingredient, start_date, end_date, dose_mg, doses_per_day
+    FROM typed
+    WHERE is_supply OR NOT has_supply
 ),
 
 with_running_end AS (
