@@ -1,0 +1,100 @@
+"""Every real third-party HL7 file in ../shared/corpus ingests, with counts checked.
+
+Expected counts were made independently of the parser: each file was split with a plain
+``re.split(r"\\r\\n|\\r|\\n", text)`` (after dropping a UTF-8 BOM) and the lines starting with
+``MSH`` and ``OBX`` were counted; the rejects were found by reading the files:
+- CA/002_CA_ORU_R01: PID-3 is ``^^^NPI^MR`` (no identifier) → every OBX is missing_patient_id;
+- NewSTEPs/002: one NM OBX-5 reads ``0 .07`` → unparseable_value (the other 102 OBX with the
+  impossible OBX-14 ``20170229…`` load: their OBR-7 is a valid collection time);
+- OUL-R22-01 (OUL^R22, accepted like ORU^R01): its 7 OBX load, 2 of them before any OBR;
+- athena oru-example: an ORU with an OBR and no OBX → nothing to load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from schemas.staging import StgLabResult, columns_of
+from transforms.hl7 import parse_hl7_file
+from transforms.hl7.framing import iter_messages
+from transforms.pseudonym import make_pseudonymizer
+
+CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus"
+
+# path: (messages, OBX segments, accepted rows, {check_name: rejects})
+EXPECTED = {
+    "CDCgov_trusted-intermediary/CA/002_CA_ORU_R01.hl7": (1, 155, 0, {"missing_patient_id": 155}),
+    "CDCgov_trusted-intermediary/Epic/002_Epic_ORU_R01.hl7": (1, 3, 3, {}),
+    "CDCgov_trusted-intermediary/NewSTEPs/002_NewSTEPs_ORU_R01.hl7": (
+        1,
+        131,
+        130,
+        {"unparseable_value": 1},
+    ),
+    "CDCgov_trusted-intermediary/Oracle/004_Oracle_ORU_R01.hl7": (1, 3, 3, {}),
+    "CDCgov_trusted-intermediary/TN/001_TN_ORU_R01_LRI.hl7": (1, 96, 96, {}),
+    "CDCgov_trusted-intermediary/TX/002_TX_ORU_R01.hl7": (1, 33, 33, {}),
+    "CDCgov_trusted-intermediary/Test/Automated/008_ORU_R01_micro_character_encoding.hl7": (
+        1,
+        1,
+        1,
+        {},
+    ),
+    "CDCgov_trusted-intermediary/Test/Results/005_AL_ORU_R01_NBS_Simplified_0_initial_message.hl7": (
+        1,
+        1,
+        1,
+        {},
+    ),
+    "MatthewVita_node-hl7-complete/athena-health/oru-example.hl7": (1, 0, 0, {}),
+    "MatthewVita_node-hl7-complete/cerner/cerner_bordetella.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/cerner/cerner_lead.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/nist/ORU_R01_2.5.1_SampleTestCase1.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/nist/ORU_R01_2.5.1_SampleTestCase2.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/nist/ORU_R01_2.5.1_SampleTestCase3.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/nist/ORU_R01_2.5.1_SampleTestCase4.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/nist/ORU_R01_2.5.1_SampleTestCase5.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/nist/ORU_R01_2.5.1_SampleTestCase6.hl7": (1, 3, 3, {}),
+    "MatthewVita_node-hl7-complete/realm/realm-animal-rabies.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/realm/realm-campylobacter-jejuni.hl7": (1, 1, 1, {}),
+    "MatthewVita_node-hl7-complete/realm/realm-hepatitis-c-virus.hl7": (1, 3, 3, {}),
+    "microsoft_FHIR-Converter/LAB-ORU-1.hl7": (1, 10, 10, {}),
+    "microsoft_FHIR-Converter/LAB-ORU-2.hl7": (1, 10, 10, {}),
+    "microsoft_FHIR-Converter/LRI_2.0-NG_CBC_Typ_Message.hl7": (1, 28, 28, {}),
+    "microsoft_FHIR-Converter/ORU-R01-01.hl7": (1, 5, 5, {}),
+    "microsoft_FHIR-Converter/ORU-R01-RMGEAD.hl7": (1, 1, 1, {}),
+    "microsoft_FHIR-Converter/OUL-R22-01.hl7": (1, 7, 7, {}),
+}
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
+
+
+def test_every_corpus_hl7_file_is_listed():
+    found = {p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*.hl7")}
+    assert found == set(EXPECTED)
+
+
+@pytest.mark.parametrize("rel", sorted(EXPECTED))
+def test_corpus_file_ingests_with_exact_counts(rel):
+    messages, obx, rows, rejects = EXPECTED[rel]
+    data = (CORPUS / rel).read_bytes()
+    result = parse_hl7_file(
+        data,
+        file_sha256=hashlib.sha256(data).hexdigest(),
+        pseudonymize=make_pseudonymizer(b"corpus-test"),
+    )
+    assert dict(result.rows.schema) == columns_of(StgLabResult)
+    assert sum(1 for _ in iter_messages(data)) == messages
+    # one record per OBX (no malformed message in the corpus): received = rows + rejects
+    assert result.received == result.rows.height + len(result.rejects) == obx
+    assert result.rows.height == rows
+    got: dict[str, int] = {}
+    for r in result.rejects:
+        got[r.check_name] = got.get(r.check_name, 0) + 1
+    assert got == rejects
+    positions = result.rows["position"].to_list() + [r.position for r in result.rejects]
+    assert len(set(positions)) == obx
+    assert result.rows["patient_key"].null_count() == 0
