@@ -29,6 +29,16 @@ def lunar_bytes(header: list[str], rows: list[dict[str, str]]) -> bytes:
     return b"\xff\xfe" + ("\r\n".join(lines) + "\r\n").encode("utf-16-le")
 
 
+def parse_lunar(header: list[str], rows: list[dict[str, str]], file_name: str, sha: str = "s"):
+    return parse_dexa_file(
+        lunar_bytes(header, rows),
+        file_sha256=sha,
+        vendor="lunar",
+        file_name=file_name,
+        pseudonymize=fake_pseudonymize,
+    )
+
+
 def site_rows(result, line: int) -> dict[tuple[str, str | None], dict]:
     rows = result.rows.filter(result.rows["position"] == f"line {line}").to_dicts()
     return {(r["site"], r["side"]): r for r in rows}
@@ -106,13 +116,7 @@ def test_total_body_row_never_maps_to_hip_or_spine():
     row.update({c: "1,364" for c in header if c.endswith(" BMC")})
     row.update({"Last Name": "Doe", "First Name": "John", "Patient ID": "123"})
     row["Measure Date"] = "03/04/2022"
-    res = parse_dexa_file(
-        lunar_bytes(header, [row]),
-        file_sha256="s",
-        vendor="lunar",
-        file_name="SchNav_Data_Total_Body.txt",
-        pseudonymize=fake_pseudonymize,
-    )
+    res = parse_lunar(header, [row], "SchNav_Data_Total_Body.txt")
     assert res.rejects == []
     assert res.rows.height == 17  # one row per region (site × side)
     assert not set(res.rows["site"]) & MAIN_SITES
@@ -162,13 +166,7 @@ def lunar_genant(bmd: float) -> float:
 
 @pytest.fixture
 def spine():
-    return parse_dexa_file(
-        lunar_bytes(SPINE_HEADER, SPINE_ROWS),
-        file_sha256="sha-spine",
-        vendor="lunar",
-        file_name="Clinic_2023_AP_Spine.txt",
-        pseudonymize=fake_pseudonymize,
-    )
+    return parse_lunar(SPINE_HEADER, SPINE_ROWS, "Clinic_2023_AP_Spine.txt", sha="sha-spine")
 
 
 def test_lunar_spine_sites_and_values(spine):
@@ -218,13 +216,7 @@ def test_lunar_scan_id_is_derived_and_stable(spine):
     ids = {r["position"]: r["scan_id"] for r in spine.rows.to_dicts()}
     assert ids["line 2"] != ids["line 3"]  # another date
     assert ids["line 2"].startswith("lunar-20230115-spine-")
-    again = parse_dexa_file(
-        lunar_bytes(SPINE_HEADER, SPINE_ROWS[:1]),
-        file_sha256="other",
-        vendor="lunar",
-        file_name="Clinic_2023_AP_Spine.txt",
-        pseudonymize=fake_pseudonymize,
-    )
+    again = parse_lunar(SPINE_HEADER, SPINE_ROWS[:1], "Clinic_2023_AP_Spine.txt", sha="other")
     assert set(again.rows["scan_id"]) == {ids["line 2"]}
     assert "1234567" not in ids["line 2"]
 
@@ -269,13 +261,9 @@ FEMUR_ROW = {
 
 @pytest.mark.parametrize("file_name", ["PAT_2023_DualFemur.txt", "export.txt"])
 def test_lunar_dual_femur(file_name):
-    res = parse_dexa_file(
-        lunar_bytes(FEMUR_HEADER, [FEMUR_ROW]),
-        file_sha256="s",
-        vendor="lunar",
-        file_name=file_name,  # without a hint the scan type comes from the columns
-        pseudonymize=fake_pseudonymize,
-    )
+    res = parse_lunar(
+        FEMUR_HEADER, [FEMUR_ROW], file_name
+    )  # without a hint the scan type comes from the columns
     assert res.rejects == []
     rows = site_rows(res, 2)
     assert set(rows) == {
@@ -310,13 +298,7 @@ def test_lunar_dual_femur(file_name):
 
 def test_lunar_unknown_bmd_unit_is_rejected():
     row = {**FEMUR_ROW, "Neck Left BMD": "0.9 lbs"}
-    res = parse_dexa_file(
-        lunar_bytes(FEMUR_HEADER, [row]),
-        file_sha256="s",
-        vendor="lunar",
-        file_name="x_DualFemur.txt",
-        pseudonymize=fake_pseudonymize,
-    )
+    res = parse_lunar(FEMUR_HEADER, [row], "x_DualFemur.txt")
     assert res.rows.height == 0
     assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unknown_unit")]
 
