@@ -261,9 +261,8 @@ FEMUR_ROW = {
 
 @pytest.mark.parametrize("file_name", ["PAT_2023_DualFemur.txt", "export.txt"])
 def test_lunar_dual_femur(file_name):
-    res = parse_lunar(
-        FEMUR_HEADER, [FEMUR_ROW], file_name
-    )  # without a hint the scan type comes from the columns
+    # without a hint in the file name the scan type comes from the columns
+    res = parse_lunar(FEMUR_HEADER, [FEMUR_ROW], file_name)
     assert res.rejects == []
     rows = site_rows(res, 2)
     assert set(rows) == {
