@@ -7,104 +7,19 @@ test here, so the suite stays fast.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 
 import duckdb
 import pytest
 
-from transforms.pseudonym import make_pseudonymizer
-
 pytestmark = pytest.mark.integration
 
-KEY = "integration-test-key"
-PATIENTS = 60
-SEED = 11
 NAMESPACE = "NORTH_CLINIC"
 
 
 def _read_csv(path):
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
-
-
-def _checksums(db_path) -> dict[str, str]:
-    """Order-independent checksum of every table of the warehouse (raw run metadata aside)."""
-    con = duckdb.connect(str(db_path), read_only=True)
-    try:
-        tables = [
-            r[0]
-            for r in con.execute(
-                "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                "WHERE schema_name IN ('staging', 'core', 'marts', 'quality', 'raw') ORDER BY 1"
-            ).fetchall()
-        ]
-        out = {}
-        skip_cols = {
-            "run_id",
-            "received_at",
-            "quarantined_at",
-            "started_at",
-            "finished_at",
-            "built_at",
-            "release_run_id",
-            "released_at",
-            "valid_from",
-            "valid_to",
-        }
-        for t in tables:
-            if t in (
-                "raw.runs",
-                "raw.touched_patients",
-                "raw.feature_state",
-                "quality.run_feed_stats",
-            ):
-                continue
-            cols = [
-                c
-                for (c,) in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE schema_name || '.' || table_name = $t "
-                    "ORDER BY column_index",
-                    {"t": t},
-                ).fetchall()
-                if c not in skip_cols
-            ]
-            rows = con.execute("SELECT * FROM " + t).fetchall()  # noqa: S608 - names from catalog
-            names = [d[0] for d in con.description]
-            idx = [names.index(c) for c in cols]
-            lines = sorted(repr(tuple(r[i] for i in idx)) for r in rows)
-            out[t] = hashlib.sha256("\n".join(lines).encode()).hexdigest()
-        return out
-    finally:
-        con.close()
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    from pipelines.cli import run_pipeline
-    from transforms.generate import generate
-    from warehouse.home import Home
-
-    base = tmp_path_factory.mktemp("e2e")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LABWH_HMAC_KEY", KEY)
-    mp.setenv("LABWH_HOME", str(base / "home"))
-    gen = base / "gen"
-    generate(PATIENTS, SEED, gen)
-    home = Home.from_env(base / "home")
-    first = run_pipeline(home, gen / "landing")
-    sums_first = _checksums(home.warehouse)
-    second = run_pipeline(home, gen / "landing")
-    sums_second = _checksums(home.warehouse)
-    yield {
-        "home": home,
-        "truth": gen / "truth",
-        "run_id": first.run_id,
-        "second_run_id": second.run_id,
-        "sums": (sums_first, sums_second),
-        "pk": make_pseudonymizer(KEY.encode()),
-    }
-    mp.undo()
 
 
 def _con(home):
