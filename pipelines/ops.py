@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from pipelines.assets import RAW, STAGED, FeatureConfig
+from pipelines.assets import OMOP, PUBLISHED, RAW, STAGED, FeatureConfig
 from pipelines.instance import WRITER_TAG, ensure_instance
 from pipelines.resources import WarehouseResource
 from transforms.landing import FEEDS
@@ -99,9 +99,10 @@ def reprocess_files(
         context.log_event(
             dg.AssetMaterialization(asset_key=name.split("."), metadata={"rows": rows})
         )
+    context.log_event(dg.AssetMaterialization(asset_key=OMOP, description="views rebuilt"))
     context.log_event(
         dg.AssetMaterialization(
-            asset_key=["published", "analytics"],
+            asset_key=PUBLISHED,
             metadata={"reprocessed_files": dg.MetadataValue.json(files)},
         )
     )
