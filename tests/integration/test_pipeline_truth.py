@@ -151,14 +151,21 @@ def test_bmd_trend_equals_truth(pipeline):
 
 
 def test_published_tables_hold_no_identifiers(pipeline):
-    patients = _read_csv(pipeline["truth"] / "patients.csv")
-    needles = set()
-    for p in patients:
-        needles.add(p["mrn"])
-        for col in ("family_name", "given_name"):
-            if p.get(col) and len(p[col]) > 3:
-                needles.add(p[col])
-    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    home = pipeline["home"]
+    # the identifiers the parsers extracted, from the restricted store (MRNs, names, birth dates)
+    ident = duckdb.connect(str(home.identity_db), read_only=True)
+    rows = ident.execute(
+        "SELECT identifier, family_name, given_name, birth_date FROM patient_identifier"
+    ).fetchall()
+    ident.close()
+    needles = {p["mrn"] for p in _read_csv(pipeline["truth"] / "patients.csv")}
+    for identifier, family, given, birth in rows:
+        needles.add(identifier)
+        needles.update(n for n in (family, given) if n and len(n) > 3)
+        if birth:
+            needles.update({birth, birth.replace("-", "")})
+    assert len(rows) >= 60 and any(r[1] for r in rows)
+    con = duckdb.connect(str(home.published), read_only=True)
     tables = [
         r[0]
         for r in con.execute(
@@ -166,7 +173,7 @@ def test_published_tables_hold_no_identifiers(pipeline):
         ).fetchall()
     ]
     blob = []
-    for t in tables:
+    for t in tables + ["omop.person", "omop.measurement"]:
         for row in con.execute("SELECT * FROM " + t).fetchall():  # noqa: S608 - catalog names
             blob.append("|".join("" if v is None else str(v) for v in row))
     con.close()
