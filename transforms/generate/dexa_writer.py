@@ -1,0 +1,268 @@
+"""DXA exports: Hologic APEX-style CSV and GE Lunar enCORE-style UTF-16 text (docs/feeds.md)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .cohort import DxaVisit, Region, _region
+from .common import BadRecord, FeedOutput, FileRecordCount, bad_targets, csv_text, in_2099, rng_for
+from .options import CONFIG_DIR
+
+FEED = "dexa"
+HOLOGIC_CONFIG = CONFIG_DIR / "dexa_hologic_columns.yaml"
+
+
+def hologic_header(path: Path = HOLOGIC_CONFIG) -> list[str]:
+    """The APEX header as the Hologic mapping (the parser's config) names it, in file order."""
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [h for h in cfg["columns"].values() if h] + list(cfg["measure_columns"])
+
+
+HOLOGIC_HEADER = hologic_header()
+MEASURES = ("BMD", "BMC", "Area", "T-Score", "Z-Score", "YA %", "AM %", "Average Height",
+            "Average Width")  # fmt: skip
+SPINE_REGIONS = ("L1", "L2", "L3", "L4", "L1-L2", "L1-L3", "L2-L3", "L2-L4", "L3-L4", "L1-L4")
+FEMUR_PARTS = (("Neck", "neck"), ("Upper Neck", "upper_neck"), ("Wards", "wards"),
+               ("Troch", "troch"), ("Shaft", "shaft"), ("Total", "total"))  # fmt: skip
+FEMUR_REGIONS = tuple(f"{n} {s}" for s in ("Left", "Right") for n, _ in FEMUR_PARTS) + (
+    "Neck Mean", "Total Mean", "Neck Diff", "Total Diff")  # fmt: skip
+LUNAR_TAIL = ("Birth Date", "Sex", "Age", "Height", "Weight", "Instrument Model",
+              "Serial Number", "Software Version")  # fmt: skip
+LUNAR_L2L4_FROM_YEAR = 2019  # older enCORE export templates have no L2-L4 columns
+BAD_KINDS = ("missing_patient_id", "implausible_value", "future_date", "unparseable_value")
+
+
+def b3(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def num(x: float, decimals: int) -> str:
+    """enCORE style: thousands separators (`1,364.20`)."""
+    return f"{x:,.{decimals}f}"
+
+
+def t1(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def _hologic_rows(p, v: DxaVisit, scan_ids) -> list[tuple[str, str, list[str]]]:
+    """(scan_type, side, row) per acquisition of a visit."""
+    base = [p.mrn, f"{p.family}, {p.given}", p.birth_date.strftime("%m/%d/%Y"), "M"]
+    dev = [v.date.strftime("%m/%d/%Y")]
+    rows = []
+    s = v.spine
+    spine = [b3(s["L1"].bmd), b3(s["L2"].bmd), b3(s["L3"].bmd), b3(s["L4"].bmd),
+             b3(s["L1-L4"].bmd), t1(s["L1-L4"].t_score), t1(s["L1-L4"].z_score),
+             b3(s["L2-L4"].bmd), t1(s["L2-L4"].t_score), t1(s["L2-L4"].z_score)]  # fmt: skip
+    device = [v.scanner.model, v.scanner.serial, v.scanner.software]
+    rows.append(
+        ("Spine", "", base + [next(scan_ids)] + dev + ["Spine", ""] + device + spine + [""] * 9)
+    )
+    for side, h in sorted(v.hips.items()):
+        hip = [b3(h["neck"].bmd), t1(h["neck"].t_score), t1(h["neck"].z_score), b3(h["troch"].bmd),
+               b3(h["inter"].bmd), b3(h["wards"].bmd), b3(h["total"].bmd), t1(h["total"].t_score),
+               t1(h["total"].z_score)]  # fmt: skip
+        row = base + [next(scan_ids)] + dev + ["Hip", side.title()] + device + [""] * 10 + hip
+        rows.append(("Hip", side, row))
+    return rows
+
+
+def _combine(regs: list[Region], manufacturer: str, age: float) -> Region:
+    area = sum(r.area for r in regs)
+    bmd = sum(r.bmd * r.area for r in regs) / area
+    return _region(bmd, area, manufacturer, "spine", age)
+
+
+def _measure(r: Region | None, m: str) -> str:
+    if r is None:
+        return ""
+    if m == "BMD":
+        return b3(r.bmd)
+    if m == "BMC":
+        return num(r.bmd * r.area, 2)
+    if m == "Area":
+        return num(r.area, 2)
+    if m == "T-Score":
+        return t1(r.t_score)
+    if m == "Z-Score":
+        return t1(r.z_score)
+    if m == "YA %":
+        return f"{100.0 * r.bmd / (r.bmd - r.t_score * 0.12 or 1.0):.0f}"
+    if m == "AM %":
+        return f"{100.0 * r.bmd / (r.bmd - r.z_score * 0.12 or 1.0):.0f}"
+    if m == "Average Height":
+        return num(r.area**0.5 * 0.9, 2)
+    return num(r.area**0.5 * 1.1, 2)
+
+
+def _lunar_header(kind: str, year: int) -> list[str]:
+    regions = SPINE_REGIONS if kind == "spine" else FEMUR_REGIONS
+    if kind == "spine" and year < LUNAR_L2L4_FROM_YEAR:
+        regions = tuple(r for r in regions if r != "L2-L4")
+    head = ["Last Name", "First Name", "Patient ID", "Measure Date"]
+    return head + [f"{r} {m}" for m in MEASURES for r in regions] + list(LUNAR_TAIL)
+
+
+def _lunar_row(p, v: DxaVisit, kind: str, header: list[str]) -> list[str]:
+    age = (v.date - p.birth_date).days / 365.25
+    man = v.scanner.manufacturer
+    regs: dict[str, Region | None] = {}
+    if kind == "spine":
+        s = v.spine
+        regs.update({k: s[k] for k in ("L1", "L2", "L3", "L4", "L1-L4", "L2-L4")})
+        for name in ("L1-L2", "L1-L3", "L2-L3", "L3-L4"):
+            a, b = (int(x[1]) for x in name.split("-"))
+            regs[name] = _combine([s[f"L{i}"] for i in range(a, b + 1)], man, age)
+    else:
+        for side in ("left", "right"):
+            h = v.hips.get(side)
+            for label, key in FEMUR_PARTS:
+                regs[f"{label} {side.title()}"] = h[key] if h else None
+        for label, key in (("Neck", "neck"), ("Total", "total")):
+            sides = [v.hips[s][key] for s in sorted(v.hips)]
+            kind_ = "neck" if key == "neck" else "total"
+            mean = sum(r.bmd for r in sides) / len(sides)
+            regs[f"{label} Mean"] = _region(
+                mean, sum(r.area for r in sides) / len(sides), man, kind_, age
+            )
+            if len(sides) == 2:
+                d = sides[0].bmd - sides[1].bmd
+                regs[f"{label} Diff"] = Region(d, sides[0].area - sides[1].area, d / 0.12, d / 0.12)
+            else:
+                regs[f"{label} Diff"] = None
+    cells = {
+        "Last Name": p.family,
+        "First Name": p.given,
+        "Patient ID": p.mrn,
+        "Measure Date": v.date.strftime("%m/%d/%Y"),
+        "Birth Date": p.birth_date.strftime("%m/%d/%Y"),
+        "Sex": "Male",
+        "Age": str(int(age)),
+        "Height": f"{v.height_in:.1f} in",
+        "Weight": f"{v.weight_lbs:.1f} lbs",
+        "Instrument Model": v.scanner.model,
+        "Serial Number": v.scanner.serial,
+        "Software Version": v.scanner.software,
+    }
+    return [cells[col] if kind_ is None else _measure(regs.get(kind_[0]), kind_[1])
+            for col, kind_ in _columns(tuple(header))]  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _columns(header: tuple[str, ...]) -> list[tuple[str, tuple[str, str] | None]]:
+    """Per column: (name, (region, measure)) for region columns, (name, None) otherwise."""
+    out = []
+    for col in header:
+        m = next((m for m in MEASURES if col.endswith(" " + m)), None)
+        out.append((col, (col[: -len(m) - 1], m) if m and col not in LUNAR_TAIL else None))
+    return out
+
+
+def _scan_truth(p, v: DxaVisit, has_l2l4: bool) -> list[dict]:
+    """The scans a parser reads from the exported (rounded) values."""
+    man, sc = v.scanner.manufacturer, v.scanner
+    common = {"mrn": p.mrn, "scan_date": v.date, "manufacturer": man, "model": sc.model,
+              "serial": sc.serial}  # fmt: skip
+    s = v.spine
+    out = [dict(common, site="lumbar_spine", side=None, bmd_g_cm2=float(b3(s["L1-L4"].bmd)),
+                bmd_l2_l4_g_cm2=float(b3(s["L2-L4"].bmd)) if has_l2l4 else None,
+                t_score=float(t1(s["L1-L4"].t_score)), z_score=float(t1(s["L1-L4"].z_score)))]  # fmt: skip
+    for side, h in sorted(v.hips.items()):
+        for site, key in (("total_hip", "total"), ("femoral_neck", "neck")):
+            out.append(dict(common, site=site, side=side, bmd_g_cm2=float(b3(h[key].bmd)),
+                            bmd_l2_l4_g_cm2=None, t_score=float(t1(h[key].t_score)),
+                            z_score=float(t1(h[key].z_score))))  # fmt: skip
+    return out
+
+
+def _make_bad(
+    row: list[str], header: list[str], kind: str, k: int, when: dt.date
+) -> tuple[list[str], str]:
+    row = list(row)
+    if kind == "missing_patient_id":
+        row[header.index("PAT_ID" if "PAT_ID" in header else "Patient ID")] = ""
+        return row, "empty patient id"
+    if kind == "implausible_value":
+        for i, col in enumerate(header):
+            if col.endswith("BMD") and row[i]:
+                row[i] = "9.900"
+        return row, "BMD 9.9 g/cm2"
+    date_col = header.index("SCAN_DATE" if "SCAN_DATE" in header else "Measure Date")
+    if kind == "future_date":
+        row[date_col] = in_2099(when).strftime("%m/%d/%Y")
+        return row, "scan in 2099"
+    row[date_col] = f"02/31/{when.year}"
+    return row, "impossible date 02/31"
+
+
+def write_dexa(patients, opts, seed: int) -> tuple[FeedOutput, list[dict]]:
+    out = FeedOutput(FEED)
+    scans: list[dict] = []
+    counter = iter(range(1, 10**9))
+    scan_ids = (f"A{n:08d}" for n in counter)
+    hologic: dict[str, list] = {}
+    lunar: dict[tuple[str, int], list] = {}
+    for p in patients:
+        for v in p.visits:
+            if v.scanner.manufacturer == "Hologic":
+                name = f"dexa/hologic/APEX_export_{v.date.year}.csv"
+                for _, _, row in _hologic_rows(p, v, scan_ids):
+                    hologic.setdefault(name, []).append((v.date, p.mrn, row, None))
+                scans.extend(_scan_truth(p, v, True))
+            else:
+                for kind in ("spine", "femur"):
+                    lunar.setdefault((kind, v.date.year), []).append((v.date, p.mrn, p, v, None))
+                scans.extend(_scan_truth(p, v, v.date.year >= LUNAR_L2L4_FROM_YEAR))
+    rng = rng_for(seed, "dexa-bad")
+    if patients:
+        for kind in BAD_KINDS:
+            for k, (p, when) in enumerate(bad_targets(rng, patients, opts.bad_per_kind)):
+                v = copy.deepcopy(p.visits[0])
+                v.date = when.date()
+                info = (kind, k, "" if kind == "missing_patient_id" else p.mrn)
+                if k % 2 == 0:
+                    name = f"dexa/hologic/APEX_export_{v.date.year}.csv"
+                    row = _hologic_rows(p, v, scan_ids)[0][2]
+                    hologic.setdefault(name, []).append((v.date, p.mrn, row, info))
+                else:
+                    lunar.setdefault(("spine", v.date.year), []).append((v.date, p.mrn, p, v, info))
+    for name in sorted(hologic):
+        entries = sorted(hologic[name], key=lambda e: (e[0], e[1], e[2][4]))
+        count = FileRecordCount(FEED, "hologic", name, received=len(entries))
+        rows = []
+        for i, (day, _, row, info) in enumerate(entries):
+            if info:
+                row, note = _make_bad(row, HOLOGIC_HEADER, info[0], info[1], day)
+                count.add_bad(info[0])
+                out.bad.append(
+                    BadRecord(FEED, "hologic", name, f"line {i + 2}", info[0], info[2], note)
+                )
+            rows.append(row)
+        out.files[name] = csv_text(HOLOGIC_HEADER, rows).encode("utf-8")
+        out.counts.append(count)
+    for kind, year in sorted(lunar):
+        label = "AP_Spine" if kind == "spine" else "DualFemur"
+        name = f"dexa/lunar/enCORE_{year}_{label}.txt"
+        header = _lunar_header(kind, year)
+        entries = sorted(lunar[(kind, year)], key=lambda e: (e[0], e[1]))
+        count = FileRecordCount(FEED, "lunar", name, received=len(entries))
+        lines = ["\t".join(header)]
+        for i, (day, _, p, v, info) in enumerate(entries):
+            row = _lunar_row(p, v, kind, header)
+            if info:
+                row, note = _make_bad(row, header, info[0], info[1], day)
+                count.add_bad(info[0])
+                out.bad.append(
+                    BadRecord(FEED, "lunar", name, f"line {i + 2}", info[0], info[2], note)
+                )
+            lines.append("\t".join(row))
+        out.files[name] = ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-16-le")
+        out.counts.append(count)
+    out.add_duplicates(rng_for(seed, "dexa-dup"), opts.bad_per_kind)
+    scans.sort(key=lambda s: (s["mrn"], s["scan_date"], s["site"], s["side"] or ""))
+    return out, scans
