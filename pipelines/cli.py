@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from transforms.csvsafe import safe_row
 from warehouse.home import Home
 
 EPILOG = "Home folder: --home, else $LABWH_HOME, else ./data."
@@ -133,8 +134,8 @@ def _print_table(cur, as_csv: bool, out=sys.stdout) -> None:
     rows = cur.fetchall()
     if as_csv:
         w = csv.writer(out)
-        w.writerow(cols)
-        w.writerows(rows)
+        w.writerow(safe_row(cols))
+        w.writerows(safe_row(r) for r in rows)
         return
     text = [[("NULL" if v is None else str(v)) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(cols)]
