@@ -22,6 +22,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,12 +120,17 @@ def cell_getter(header: list[str]):
     return get
 
 
+@lru_cache(maxsize=64)
+def _na_keys(na_values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.strip().upper() for v in na_values)
+
+
 def is_na(text: str | None, na_values: Iterable[str]) -> bool:
     """Empty or one of the source's NA markers (compared after stripping, case-insensitive)."""
     if text is None:
         return True
     t = text.strip()
-    return t == "" or t.upper() in {v.strip().upper() for v in na_values}
+    return t == "" or t.upper() in _na_keys(tuple(na_values))
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,11 @@ def parse_number(text: str | None, decimal: str = ".") -> Number | None:
     """Read a numeric cell; None when no rule reads it (the caller decides NA first)."""
     if text is None:
         return None
+    return _parse_number(text, decimal)
+
+
+@lru_cache(maxsize=65536)  # cells repeat a lot within a file; Number is immutable
+def _parse_number(text: str, decimal: str) -> Number | None:
     m = _NUMBER.match(text.replace("\u2212", "-"))
     if not m:
         return None
@@ -201,7 +212,11 @@ def parse_datetime(
     """First matching format; else ISO 8601. Offsets → facility-local naive time."""
     if text is None or not text.strip():
         return None
-    t = text.strip()
+    return _parse_datetime(text.strip(), tuple(formats), timezone)
+
+
+@lru_cache(maxsize=65536)  # a draw's results share one collection time; datetimes are immutable
+def _parse_datetime(t: str, formats: tuple[str, ...], timezone: str | None) -> dt.datetime | None:
     for fmt in formats:
         try:
             return _local_naive(dt.datetime.strptime(t, fmt), timezone)
