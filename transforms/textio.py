@@ -283,8 +283,11 @@ class RowError(Exception):
 
 
 def check_width(row: Row, header: list[str]) -> None:
-    """A row with more cells than the header (an unquoted delimiter) is unreadable."""
-    if len(row.cells) > len(header):
+    """A row with more non-empty cells than the header (an unquoted delimiter) is unreadable.
+
+    Trailing empty cells (a delimiter at the end of the line) are tolerated.
+    """
+    if len(row.cells) > len(header) and any(c.strip() for c in row.cells[len(header) :]):
         raise RowError(
             UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
         )

@@ -285,6 +285,23 @@ def test_bom_and_offset_timestamps():
     assert res.rows["collected_at"].to_list() == [dt.datetime(2023, 7, 5, 8, 30)]
 
 
+def test_utf16_file_and_trailing_delimiters():
+    cfg = lab_csv_config_from_dict(NORTH)
+    text = (
+        "MRN,CollectionDateTime,TestCode,Result,Units\r\n"
+        "M1,2023-01-05,E2SENS,10,pg/mL,\r\n"  # a trailing empty cell is not an extra value
+        "M1,2023-01-05,E2SENS,7,3,pg/mL\r\n"  # an unquoted decimal comma shifts the cells
+    )
+    res = parse_lab_csv(
+        b"\xff\xfe" + text.encode("utf-16-le"),
+        file_sha256="s",
+        source_config=cfg,
+        pseudonymize=fake_pseudonymize,
+    )
+    assert res.rows["value"].to_list() == [10.0]
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 3", "unparseable_value")]
+
+
 def test_file_without_a_required_column_rejects_every_row():
     cfg = lab_csv_config_from_dict(NORTH)
     data = b"MRN,CollectionDateTime,TestCode,Units\nM1,2023-01-05,E2SENS,pg/mL\nM2,2023-01-05,E2SENS,pg/mL\n"
