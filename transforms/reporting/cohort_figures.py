@@ -1,0 +1,138 @@
+"""Figures of the cohort report as PNG bytes (matplotlib, Agg backend; no display needed).
+
+Groups whose size is below the small-cell limit are never drawn (their curves would show
+individual patients); the caller passes only the groups that may be shown.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from transforms.reporting.cohort_select import KEY  # noqa: E402
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+DAYS_PER_YEAR = 365.25
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _panels(n: int, title: str):
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(4.2 * max(n, 1), 3.4), squeeze=False)
+    fig.suptitle(title, fontsize=11)
+    return fig, axes[0]
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def fraction_histograms(
+    fractions: Mapping[str, Mapping[float, np.ndarray]], thresholds: Sequence[float], title: str
+) -> bytes:
+    """One panel per threshold; per group a histogram of fraction_below (bins of 0.1)."""
+    fig, axes = _panels(len(thresholds), title)
+    bins = np.linspace(0.0, 1.0, 11)
+    for ax, thr in zip(axes, thresholds, strict=False):
+        drawn = False
+        for color, (label, by_thr) in zip(COLORS, fractions.items(), strict=False):
+            vals = np.asarray(by_thr.get(thr, []), dtype=float)
+            vals = vals[np.isfinite(vals)]
+            if vals.size:
+                ax.hist(vals, bins=bins, alpha=0.5, color=color, label=label, edgecolor="white")
+                drawn = True
+        ax.set_title(f"E2 < {thr:g} pg/mL", fontsize=10)
+        ax.set_xlabel("fraction of follow-up below")
+        ax.set_ylabel("patients")
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            _empty(ax, "no group large enough to show")
+    return _png(fig)
+
+
+def _years(df: pd.DataFrame, date_col: str) -> pd.Series:
+    d = pd.to_datetime(df[date_col])
+    first = d.groupby(df[KEY]).transform("min")
+    return (d - first).dt.days / DAYS_PER_YEAR
+
+
+def _spaghetti(ax, groups: Mapping[str, pd.DataFrame], date_col: str, value_col: str, step: float):
+    """Thin line per patient, bold group mean per ``step``-year bin of time since first value."""
+    drawn = False
+    for color, (label, df) in zip(COLORS, groups.items(), strict=False):
+        df = df.dropna(subset=[value_col])
+        if df.empty:
+            continue
+        df = df.assign(_t=_years(df, date_col)).sort_values([KEY, "_t"])
+        for _, g in df.groupby(KEY, sort=False):
+            ax.plot(g["_t"], g[value_col], color=color, alpha=0.18, linewidth=0.7)
+        binned = df.assign(_bin=(df["_t"] / step).round() * step).groupby("_bin")[value_col]
+        means = binned.mean()
+        ax.plot(means.index, means.to_numpy(), color=color, linewidth=2.4, marker="o", label=label)
+        drawn = True
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        _empty(ax, "no group large enough to show")
+
+
+def bmd_trajectories(
+    groups: Mapping[str, pd.DataFrame], sites: Sequence[tuple[str, str]], title: str
+) -> bytes:
+    """One panel per site: BMD against years since the patient's first scan."""
+    fig, axes = _panels(len(sites), title)
+    for ax, (site, label) in zip(axes, sites, strict=False):
+        per_group = {g: df[df["site"] == site] for g, df in groups.items()}
+        _spaghetti(ax, per_group, "scan_date", "bmd_g_cm2", step=1.0)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("years since first scan")
+        ax.set_ylabel("BMD, g/cm²")
+    return _png(fig)
+
+
+def e2_over_time(groups: Mapping[str, pd.DataFrame], title: str) -> bytes:
+    """E2 (pg/mL) against years since the patient's first E2 result; mean per half year."""
+    fig, axes = _panels(1, title)
+    _spaghetti(axes[0], groups, "result_date", "value", step=0.5)
+    axes[0].set_xlabel("years since first E2")
+    axes[0].set_ylabel("E2, pg/mL")
+    return _png(fig)
+
+
+def slope_vs_fraction(
+    points: Sequence[tuple[str, pd.DataFrame, tuple[float, float] | None]],
+    threshold: float,
+    title: str,
+) -> bytes:
+    """Per site: slope (%/year) against fraction below ``threshold``, with the OLS line."""
+    fig, axes = _panels(len(points), title)
+    for ax, (label, df, line) in zip(axes, points, strict=False):
+        if df is None or df.empty:
+            _empty(ax, "too few patients to show")
+        else:
+            ax.scatter(df["fraction_below"], df["slope_pct_per_year"], s=12, alpha=0.6)
+            if line is not None:
+                a, b = line
+                xs = np.array([0.0, 1.0])
+                ax.plot(xs, a + b * xs, color="black", linewidth=1.5)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(f"fraction of time E2 < {threshold:g} pg/mL")
+        ax.set_ylabel("BMD slope, %/year")
+    return _png(fig)

@@ -1,0 +1,130 @@
+"""Build the cohort report of a run (docs/cohort_report.md).
+
+Reads the published snapshot (``published/analytics.duckdb``), or the writer's warehouse
+read-only when nothing is published yet, with the queries of ``warehouse/queries/cohort/``
+(parameters bound, never pasted); statistics and rendering are in ``transforms/reporting``.
+Writes ``reports/cohort/cohort_report.html`` and its PNG figures, and the same files under
+``reports/cohort/runs/<run_id>/``. Wired into Dagster and ``labwh report``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from transforms import feature_config
+from transforms.reporting import cohort_config
+from transforms.reporting.cohort_build import build_content
+from transforms.reporting.cohort_select import CohortData
+from warehouse.home import Home
+from warehouse.runner import bind
+
+QUERIES_DIR = Path(__file__).resolve().parent / "queries" / "cohort"
+HTML_NAME = "cohort_report.html"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def query_sql(name: str) -> str:
+    return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
+
+
+def run_query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pd.DataFrame:
+    """Run ``warehouse/queries/cohort/<name>.sql`` with the parameters it uses bound."""
+    sql = query_sql(name)
+    return con.execute(sql, bind(sql, params)).df()
+
+
+def load_data(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> CohortData:
+    return CohortData(
+        patients=run_query(con, "patients", params),
+        fractions=run_query(con, "fraction_below", params),
+        bmd_trend=run_query(con, "bmd_trend", params),
+        labs=run_query(con, "lab_values", params),
+        dexa=run_query(con, "dexa_values", params),
+    )
+
+
+def _connect(home: Home) -> tuple[duckdb.DuckDBPyConnection, str]:
+    if home.published.exists():
+        return duckdb.connect(str(home.published), read_only=True), "published snapshot"
+    if home.warehouse.exists():
+        return duckdb.connect(str(home.warehouse), read_only=True), "warehouse (read-only)"
+    raise FileNotFoundError("no published snapshot and no warehouse under the home folder")
+
+
+def _latest_run(con: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = run_query(con, "latest_run", {})
+    except duckdb.CatalogException:
+        return None
+    return None if row.empty else str(row["run_id"].iloc[0])
+
+
+def _checked_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise ValueError("run_id may hold letters, digits, '.', '_' and '-' only")
+    return run_id
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_report(folder: Path, html: str, figures) -> tuple[Path, list[Path]]:
+    pngs = []
+    for f in figures:
+        p = folder / f"{f.name}.png"
+        _write(p, f.png)
+        pngs.append(p)
+    html_path = folder / HTML_NAME
+    _write(html_path, html.encode("utf-8"))
+    return html_path, pngs
+
+
+def build_cohort_report(
+    home: Home | str | os.PathLike | None,
+    run_id: str | None = None,
+    config_path: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Build the cohort report; returns its paths and a markdown preview table.
+
+    ``home``: a ``Home`` or its root folder (None: ``$LABWH_HOME``). ``run_id``: names the
+    per-run copy (default: the latest successful run in ``raw.runs``, else ``adhoc-<time>``).
+    ``config_path``: cohort definitions (default ``config/cohorts.yaml``).
+    """
+    home = home if isinstance(home, Home) else Home.from_env(home)
+    cfg = cohort_config.load(config_path)
+    ingredient = feature_config.load().e2.anastrozole_ingredient
+    generated = dt.datetime.now().replace(microsecond=0)
+    con, source = _connect(home)
+    try:
+        data = load_data(con, cfg.query_params(ingredient))
+        run_id = run_id or _latest_run(con) or f"adhoc-{generated:%Y%m%dT%H%M%S}"
+    finally:
+        con.close()
+    run_id = _checked_run_id(run_id)
+    meta = [("Run", run_id), ("Generated", generated.isoformat(sep=" ")), ("Source", source)]
+    content = build_content(cfg, data, meta)
+    out_dir = home.reports / "cohort"
+    run_html, run_pngs = _write_report(out_dir / "runs" / run_id, content.html, content.figures)
+    html_path, pngs = _write_report(out_dir, content.html, content.figures)
+    return {
+        "run_id": run_id,
+        "source": source,
+        "html_path": str(html_path),
+        "figure_paths": [str(p) for p in pngs],
+        "run_html_path": str(run_html),
+        "run_figure_paths": [str(p) for p in run_pngs],
+        "preview_markdown": content.preview_markdown,
+    }
