@@ -79,9 +79,10 @@ def test_instance_yaml_is_local_offline_and_single_writer(home):
 
 # --------------------------------------------------------------------------- sensors
 def _tick(sensor, resources, cursor=None):
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        return sensor(ctx)
+    ctx = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources=resources
+    )
+    return sensor(ctx)
 
 
 def test_feed_sensor_requests_one_run_per_new_content(home, resources):
@@ -208,59 +209,13 @@ def _poison_meds_parser(monkeypatch, marker: str):
     monkeypatch.setattr(meds, "parse_meds_csv", parse)
 
 
-def test_unreadable_file_is_quarantined_and_the_feed_keeps_flowing(home, monkeypatch):
-    bad = MEDS_HEADER + meds_row("P1", "2023-01-01", drug="POISON")
-    good = MEDS_HEADER + meds_row("P2", "2023-01-01") + meds_row("P3", "2023-02-01")
-    write(home.landing / "meds" / "a_bad.csv", bad)  # staged first (name order)
-    write(home.landing / "meds" / "b_good.csv", good)
-    _poison_meds_parser(monkeypatch, "POISON")
-    steps.start_run(home, "r1", home.landing)
-    steps.land(home, home.landing, "r1")
-
-    summary = reprocess.stage_guarded(home, "meds", "r1")
-
-    # bad: 1 record quarantined; good: 2 accepted
-    assert (summary.files, summary.received, summary.accepted, summary.quarantined) == (2, 3, 2, 1)
-    assert summary.by_check == {reprocess.UNREADABLE_FILE: 1}
-    files = dict(query(home, "SELECT file_sha256, status FROM raw.files"))
-    assert files == {sha(bad): "failed", sha(good): "parsed"}
-    assert query(
-        home, "SELECT file_sha256, count(*) FROM staging.stg_meds__medication GROUP BY ALL"
-    ) == [(sha(good), 2)]
-    q = query(home, "SELECT file_sha256, position, check_name, reason FROM quality.quarantine")
-    assert [r[:3] for r in q] == [(sha(bad), "file", "unreadable_file")]
-    assert "ValueError" in q[0][3] and "P-SECRET" not in q[0][3]  # no file text in the reason
-    assert query(
-        home, "SELECT n_files, n_received, n_accepted, n_quarantined FROM quality.run_feed_stats"
-    ) == [(2, 3, 2, 1)]
-    # the failed file is not retried by the next run
-    assert reprocess.stage_guarded(home, "meds", "r2").files == 0
-
-
-def test_transient_error_is_not_mistaken_for_a_poison_file(home, monkeypatch):
-    import transforms.meds as meds
-
-    write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
-
-    def busy(data, **kw):
-        raise TimeoutError("injected")
-
-    monkeypatch.setattr(meds, "parse_meds_csv", busy)
-    steps.start_run(home, "r1", home.landing)
-    steps.land(home, home.landing, "r1")
-    with pytest.raises(TimeoutError):
-        reprocess.stage_guarded(home, "meds", "r1")
-    assert query(home, "SELECT status FROM raw.files") == [("received",)]
-    assert query(home, "SELECT count(*) FROM quality.quarantine") == [(0,)]
-
-
 # --------------------------------------------------------------------------- reprocess
 def _load_all(home, run_id: str):
     from warehouse import params
 
     steps.start_run(home, run_id, home.landing)
     steps.land(home, home.landing, run_id)
-    reprocess.stage_guarded(home, "meds", run_id)
+    steps.stage(home, "meds", run_id)
     steps.build_core(home, params.core_params())
     steps.build_features(home, params.feature_params(), run_id)
 
@@ -329,3 +284,56 @@ def test_reprocess_job_from_dagster_records_materializations(home, resources, tm
         bad = run_reprocess(home, file_sha256="f" * 64, instance=instance)
         assert not bad.success
         assert not [e for e in bad.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+# --------------------------------------------------------------------------- feed job runs
+def _run_feed_job(feed: str, resources):
+    from pipelines.definitions import defs
+
+    return defs.resolve_job_def(f"ingest_{feed}").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), resources=resources, raise_on_error=False
+    )
+
+
+def test_sensor_run_request_runs_the_feed_job_end_to_end(home, resources):
+    text = MEDS_HEADER + meds_row("P1", "2023-01-01") + meds_row("P2", "2023-02-01")
+    write(home.landing / "meds" / "a.csv", text)
+    tick = _tick(landing_sensor("meds"), resources)
+    (request,) = tick.run_requests
+    result = _run_feed_job("meds", resources)
+    assert result.success
+    assert query(home, "SELECT file_sha256, status FROM raw.files") == [(sha(text), "parsed")]
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(2,)]
+    assert home.published.exists()
+    # a second run on the same folder changes nothing
+    assert _run_feed_job("meds", resources).success
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(2,)]
+    assert request.run_key == "meds:" + sha(text)
+
+
+def test_poison_file_is_quarantined_and_the_run_goes_on(home, resources, monkeypatch):
+    bad = MEDS_HEADER + meds_row("P1", "2023-01-01", drug="POISON")
+    good = MEDS_HEADER + meds_row("P2", "2023-01-01") + meds_row("P3", "2023-02-01")
+    write(home.landing / "meds" / "a_bad.csv", bad)  # staged first (name order)
+    write(home.landing / "meds" / "b_good.csv", good)
+    _poison_meds_parser(monkeypatch, "POISON")
+    result = _run_feed_job("meds", resources)
+    assert result.success
+    assert dict(query(home, "SELECT file_sha256, status FROM raw.files")) == {
+        sha(bad): "failed",
+        sha(good): "parsed",
+    }
+    assert query(
+        home, "SELECT file_sha256, count(*) FROM staging.stg_meds__medication GROUP BY ALL"
+    ) == [(sha(good), 2)]
+    q = query(home, "SELECT file_sha256, position, check_name, reason FROM quality.quarantine")
+    assert [r[:3] for r in q] == [(sha(bad), "file", "unreadable_file")]
+    assert "ValueError" in q[0][3] and "P-SECRET" not in q[0][3]  # no file text in the reason
+    # bad: 1 record quarantined; good: 2 accepted
+    assert query(
+        home, "SELECT n_files, n_received, n_accepted, n_quarantined FROM quality.run_feed_stats"
+    ) == [(2, 3, 2, 1)]
+    meta = [
+        m.metadata for m in result.asset_materializations_for_node("staging__stg_meds__medication")
+    ]
+    assert meta[0]["records_quarantined"].value == 1
