@@ -8,26 +8,13 @@ reports counts and check names only, never the failing values.
 
 from __future__ import annotations
 
-import time
-
 import dagster as dg
-import duckdb
 
 from pipelines.resources import WarehouseResource
 from schemas.checks import CheckSpec, asset_check_specs, validate_table
+from warehouse.quality_queries import connect_read_only
 
 CHECK_NAME = "pandera_contract"
-
-
-def _read_only(path, attempts: int = 5):
-    """A read-only connection; retried briefly while a writer step still holds the lock."""
-    for i in range(attempts):
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException:
-            if i == attempts - 1:
-                raise
-            time.sleep(0.5 * 2**i)
 
 
 def _check(spec: CheckSpec) -> dg.AssetChecksDefinition:
@@ -40,7 +27,7 @@ def _check(spec: CheckSpec) -> dg.AssetChecksDefinition:
         blocking=spec.blocking,
     )
     def _contract(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        con = _read_only(warehouse.get_home().warehouse)
+        con = connect_read_only(warehouse.get_home().warehouse)
         try:
             passed, n_failures, by_check, meta = validate_table(con, spec.table)
         finally:

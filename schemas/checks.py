@@ -14,6 +14,7 @@ import pandera.polars as pa
 import polars as pl
 
 from schemas.dictionary import table_models
+from warehouse.quality_queries import table_exists
 
 # tables whose check blocks downstream assets (analysts read these)
 BLOCKING_SCHEMAS = ("core", "marts")
@@ -82,13 +83,8 @@ def validate_table(con, table: str) -> tuple[bool, int, dict[str, int], dict]:
     if table not in models:
         raise KeyError(f"no model for table {table!r}")
     model = models[table]
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema || '.' || table_name = $t",
-        {"t": table},
-    ).fetchone()[0]
     meta: dict = {"model": model.__name__}
-    if not exists:
+    if not table_exists(con, table):
         return False, 1, {"table_exists": 1}, {**meta, "rows": 0}
     # identifier validated above: it is a key of the model registry (cannot be bound)
     frame = con.execute("SELECT * FROM " + table).pl()  # noqa: S608

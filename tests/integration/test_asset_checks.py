@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dagster as dg
 import duckdb
+import pytest
 import quality_fixture as qf
 
 from pipelines.assets import all_assets
 from pipelines.checks import build_asset_checks
 from pipelines.resources import WarehouseResource
+
+pytestmark = pytest.mark.integration
 
 
 def _evaluate(home) -> dict[str, dg.AssetCheckEvaluation]:

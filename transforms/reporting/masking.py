@@ -1,0 +1,38 @@
+"""Defensive masking of identifier-like text before it reaches a quality report.
+
+Quarantine excerpts are de-identified by the parsers already; this is the second line of
+defence for anything shown to quality teams (excerpts, reasons, file names): whole HL7
+patient segments, HL7 person names (``FAMILY^GIVEN``), identifier-like tokens (``MRN0042``,
+long digit runs such as ``19580312``) and full dates (kept to the year).
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "▒"
+
+# HL7 segments that carry patient / next-of-kin / guarantor / insurance identity
+_PATIENT_SEGMENTS = re.compile(r"\b(PID|PD1|NK1|GT1|IN1|IN2|MRG)\|[^\r\n]*")
+# an HL7 XPN name as feeds send it: FAMILY^GIVEN[^…] in capitals
+_XPN = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Z'-]+\^[A-Z][A-Z'-]+(?:\^[^|\r\n]*)?")
+# letters then four or more digits: MRN0042, PAT12345, FIL000123 (also inside file names)
+_PREFIXED_ID = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{1,8}[-#:]?\d{4,}(?![0-9])")
+# a run of six or more digits not part of a decimal number: 19580312, 5551234567
+_LONG_NUMBER = re.compile(r"(?<![\d.,])\d{6,}(?![\d]|[.,]\d)")
+# full dates (ISO, US, European): the year is kept
+_ISO_DATE = re.compile(r"\b((?:19|20|21|29)\d{2})-(\d{1,2})-(\d{1,2})\b")
+_DMY_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.]((?:19|20)\d{2})\b")
+
+
+def mask_identifiers(text: str | None) -> str:
+    """``text`` with identifier-like parts replaced by ``▒`` marks (None → '')."""
+    if not text:
+        return ""
+    out = _PATIENT_SEGMENTS.sub(lambda m: m.group(1) + "|" + MASK * 3, text)
+    out = _XPN.sub(MASK * 3, out)
+    out = _ISO_DATE.sub(lambda m: f"{m.group(1)}-{MASK * 2}-{MASK * 2}", out)
+    out = _DMY_DATE.sub(lambda m: f"{MASK * 2}/{MASK * 2}/{m.group(3)}", out)
+    out = _PREFIXED_ID.sub(MASK * 3, out)
+    out = _LONG_NUMBER.sub(MASK * 3, out)
+    return out

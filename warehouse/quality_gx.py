@@ -1,0 +1,309 @@
+"""Great Expectations suites over the warehouse tables, run on every pipeline run.
+
+GX's SQL datasource does not work on DuckDB, so each table is pulled read-only as a frame
+(``warehouse/queries/quality/gx_<table>.sql``, which also derives the integrity and date
+columns) and validated with an ephemeral, offline GX context (analytics off). The suites
+are declared in ``config/gx_suites.yaml``; plausible ranges come from
+``config/plausible_ranges.csv``.
+
+Patient identifiers never leave: results are computed with result format SUMMARY and
+``partial_unexpected_count = 0`` (GX keeps no sample of failing values), and every stored
+result is stripped of the value-bearing keys (``_strip_values``) anyway. Outputs per run:
+
+- ``reports/quality/gx/<run_id>/<table>.json`` (stripped results) and ``summary.json``;
+- one row per expectation in ``quality.gx_results``;
+- Data Docs under ``reports/quality/data_docs/`` (index.html).
+
+``import great_expectations`` takes seconds: it happens inside ``run_gx`` only.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from warehouse.home import Home
+from warehouse.quality_queries import connect_read_only, query, table_exists
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SUITES_YAML = CONFIG_DIR / "gx_suites.yaml"
+RANGES_CSV = CONFIG_DIR / "plausible_ranges.csv"
+
+RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+    "return_unexpected_index_query": False,
+}
+# keys of a GX result that can hold data values (never stored)
+VALUE_KEYS = frozenset(
+    {
+        "partial_unexpected_list",
+        "partial_unexpected_index_list",
+        "partial_unexpected_counts",
+        "unexpected_list",
+        "unexpected_index_list",
+        "unexpected_index_query",
+        "unexpected_index_column_names",
+        "unexpected_rows",
+        "observed_value",
+        "details",
+    }
+)
+COUNT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count")
+SITE_NAME = "labwh_quality"
+
+
+def quality_dir(home: Home) -> Path:
+    return home.reports / "quality"
+
+
+def data_docs_dir(home: Home) -> Path:
+    return quality_dir(home) / "data_docs"
+
+
+def results_dir(home: Home, run_id: str) -> Path:
+    return quality_dir(home) / "gx" / run_id
+
+
+def load_suites(path: Path = SUITES_YAML) -> dict[str, dict]:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def plausible_ranges(path: Path = RANGES_CSV) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            {
+                "analyte": r["analyte"],
+                "unit": r["unit"],
+                "min_value": float(r["min_value"]),
+                "max_value": float(r["max_value"]),
+            }
+            for r in csv.DictReader(fh)
+        ]
+
+
+def expectation_specs(suite: dict, ranges: list[dict]) -> list[tuple[str, dict]]:
+    """(GX expectation class name, keyword arguments) of one table's suite, in order."""
+    out: list[tuple[str, dict]] = []
+    for col in suite.get("not_null", []):
+        out.append(("ExpectColumnValuesToNotBeNull", {"column": col}))
+    for col in suite.get("unique", []):
+        out.append(("ExpectColumnValuesToBeUnique", {"column": col}))
+    for cols in suite.get("compound_unique", []):
+        out.append(("ExpectCompoundColumnsToBeUnique", {"column_list": list(cols)}))
+    for col, values in (suite.get("in_set") or {}).items():
+        out.append(("ExpectColumnValuesToBeInSet", {"column": col, "value_set": list(values)}))
+    for col, (lo, hi) in (suite.get("between") or {}).items():
+        out.append(
+            ("ExpectColumnValuesToBeBetween", {"column": col, "min_value": lo, "max_value": hi})
+        )
+    if suite.get("plausible_ranges"):
+        col = suite["plausible_ranges"]
+        for r in ranges:
+            # a pandas query over config values (json.dumps quotes them), not SQL
+            condition = f"analyte=={json.dumps(r['analyte'])} and unit=={json.dumps(r['unit'])}"
+            out.append(
+                (
+                    "ExpectColumnValuesToBeBetween",
+                    {
+                        "column": col,
+                        "min_value": r["min_value"],
+                        "max_value": r["max_value"],
+                        "row_condition": None if condition is None else str(condition),
+                        "condition_parser": "pandas",
+                    },
+                )
+            )
+    return out
+
+
+def _strip_values(obj: Any) -> Any:
+    """A copy of a GX result with every value-bearing key removed, at any depth."""
+    if isinstance(obj, dict):
+        return {k: _strip_values(v) for k, v in obj.items() if k not in VALUE_KEYS}
+    if isinstance(obj, list):
+        return [_strip_values(v) for v in obj]
+    return obj
+
+
+def load_frames(home: Home, suites: dict[str, dict], as_of: dt.datetime) -> dict[str, pl.DataFrame]:
+    """The frame of every table that exists, from its quality query (read-only)."""
+    con = connect_read_only(home.warehouse)
+    try:
+        return {
+            table: query(con, suite["query"], {"as_of": as_of})
+            for table, suite in suites.items()
+            if table_exists(con, table)
+        }
+    finally:
+        con.close()
+
+
+def _context(home: Home):
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    ctx.add_data_docs_site(
+        site_name=SITE_NAME,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(data_docs_dir(home)),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return gx, ctx
+
+
+def _validate(gx, ctx, run_id: str, run_time: dt.datetime, frames, suites, ranges):
+    import great_expectations.expectations as gxe
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    source = ctx.data_sources.add_pandas("warehouse")
+    results = {}
+    for table, frame in frames.items():
+        batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=table))
+        for cls_name, kwargs in expectation_specs(suites[table], ranges):
+            suite.add_expectation(getattr(gxe, cls_name)(**kwargs))
+        vd = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=table, data=batch, suite=suite)
+        )
+        results[table] = vd.run(
+            batch_parameters={"dataframe": frame.to_pandas()},
+            result_format=RESULT_FORMAT,
+            run_id=RunIdentifier(run_name=run_id, run_time=run_time),
+        )
+    return results
+
+
+def _rows(run_id: str, evaluated_at: dt.datetime, table: str, result) -> list[dict]:
+    rows = []
+    for i, r in enumerate(result.results):
+        kwargs = dict(r.expectation_config.kwargs)
+        kwargs.pop("batch_id", None)
+        column = kwargs.pop("column", None) or ",".join(kwargs.pop("column_list", []) or [])
+        condition = kwargs.pop("row_condition", None)
+        if isinstance(condition, dict):  # GX serializes a pandas condition as a dict
+            condition = condition.get("pass_through_filter")
+        condition = getattr(condition, "pass_through_filter", condition)
+        kwargs.pop("condition_parser", None)
+        counts = r.result or {}
+        rows.append(
+            {
+                "run_id": run_id,
+                "evaluated_at": evaluated_at,
+                "table_name": table,
+                "expectation_no": i,
+                "expectation_type": r.expectation_config.type,
+                "column_name": column or None,
+                "row_condition": None if condition is None else str(condition),
+                "arguments_json": json.dumps(kwargs, sort_keys=True, default=str),
+                "success": bool(r.success),
+                "element_count": counts.get("element_count"),
+                "unexpected_count": counts.get("unexpected_count"),
+                "unexpected_percent": counts.get("unexpected_percent"),
+            }
+        )
+    return rows
+
+
+GX_RESULT_SCHEMA = {
+    "run_id": pl.String,
+    "evaluated_at": pl.Datetime("us"),
+    "table_name": pl.String,
+    "expectation_no": pl.Int32,
+    "expectation_type": pl.String,
+    "column_name": pl.String,
+    "row_condition": pl.String,
+    "arguments_json": pl.String,
+    "success": pl.Boolean,
+    "element_count": pl.Int64,
+    "unexpected_count": pl.Int64,
+    "unexpected_percent": pl.Float64,
+}
+
+
+def _store_rows(home: Home, run_id: str, rows: list[dict]) -> None:
+    from warehouse.steps import writer
+
+    frame = pl.DataFrame(rows, schema=GX_RESULT_SCHEMA)
+    with writer(home) as con:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM quality.gx_results WHERE run_id = $r", {"r": run_id})
+        con.register("_gx_rows", frame.to_arrow())
+        try:
+            con.execute("INSERT INTO quality.gx_results BY NAME SELECT * FROM _gx_rows")
+        finally:
+            con.unregister("_gx_rows")
+        con.execute("COMMIT")
+
+
+def run_gx(home: Home, run_id: str, *, as_of: dt.datetime | None = None) -> dict:
+    """Validate every table of config/gx_suites.yaml; store results; build Data Docs.
+
+    Returns a summary: overall success, per table the number of expectations and the failed
+    ones (type, column, condition — no values), and where the outputs are.
+    """
+    as_of = as_of or dt.datetime.now().replace(microsecond=0)
+    suites = load_suites()
+    ranges = plausible_ranges()
+    frames = load_frames(home, suites, as_of)
+    gx, ctx = _context(home)
+    results = _validate(gx, ctx, run_id, as_of, frames, suites, ranges)
+    ctx.build_data_docs(site_names=[SITE_NAME])
+
+    out_dir = results_dir(home, run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    tables: dict[str, dict] = {}
+    for table, result in results.items():
+        stripped = _strip_values(result.to_json_dict())
+        (out_dir / f"{table}.json").write_text(
+            json.dumps(stripped, indent=1, sort_keys=True, default=str), encoding="utf-8"
+        )
+        table_rows = _rows(run_id, as_of, table, result)
+        rows += table_rows
+        failed = [
+            {k: r[k] for k in ("expectation_type", "column_name", "row_condition")}
+            | {"unexpected_count": r["unexpected_count"]}
+            for r in table_rows
+            if not r["success"]
+        ]
+        tables[table] = {
+            "success": bool(result.success),
+            "rows": frames[table].height,
+            "n_expectations": len(table_rows),
+            "n_failed": len(failed),
+            "failed": failed,
+        }
+    _store_rows(home, run_id, rows)
+    summary = {
+        "run_id": run_id,
+        "evaluated_at": as_of.isoformat(),
+        "success": all(t["success"] for t in tables.values()),
+        "n_expectations": len(rows),
+        "n_failed": sum(t["n_failed"] for t in tables.values()),
+        "tables": tables,
+        "missing_tables": sorted(set(suites) - set(frames)),
+        "data_docs": str(data_docs_dir(home) / "index.html"),
+        "results_dir": str(out_dir),
+    }
+    (out_dir / "summary.json").write_text(
+        json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8"
+    )
+    return summary

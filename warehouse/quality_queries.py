@@ -1,0 +1,49 @@
+"""The quality queries (``warehouse/queries/quality/<name>.sql``) and read-only access.
+
+Each query is one SELECT with ``$name`` parameters bound by DuckDB (warehouse/runner.py's
+``bind``); results come back as polars frames.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from warehouse.runner import bind
+
+QUERIES_DIR = Path(__file__).resolve().parent / "queries" / "quality"
+
+
+def query_sql(name: str) -> str:
+    return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
+
+
+def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
+    """Run ``queries/quality/<name>.sql`` with the parameters it uses; a polars frame."""
+    sql = query_sql(name)
+    return con.execute(sql, bind(sql, params or {})).pl()
+
+
+def connect_read_only(path: Path, attempts: int = 5) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, retried briefly while a writer step still holds the lock."""
+    for i in range(attempts):
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**i)
+    raise AssertionError("unreachable")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema || '.' || table_name = $t",
+            {"t": table},
+        ).fetchone()[0]
+    )
