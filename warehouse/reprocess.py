@@ -29,7 +29,6 @@ def _touch_staged(con, run_id: str, feed: str, shas: list[str]) -> None:
     steps._record_touched(con, run_id, {k for (k,) in keys})
 
 
-# --------------------------------------------------------------------------- reprocess
 @dataclass
 class ReprocessResult:
     run_id: str
@@ -78,21 +77,41 @@ def reprocess(
     full_rebuild: bool = False,
     log=None,
 ) -> ReprocessResult:
-    """Re-stage the chosen received files and bring core, marts and the snapshot up to date.
+    """Re-stage the received files chosen by hash or day (``select_files``), then rebuild.
 
-    Raises ``LookupError`` when nothing matches. Every step is idempotent, so running it again
-    (or retrying after a failure) converges to the same warehouse.
+    Raises ``LookupError`` when nothing matches.
     """
     with steps.writer(home) as con:
         files = select_files(con, file_sha256=file_sha256, day=day)
     if not files:
         raise LookupError("no received file matches (see raw.files)")
-    steps.start_run(
+    return restage_files(
         home,
         run_id,
-        home.landing,
-        {"reprocess": [sha for sha, _, _ in files], "full_rebuild": full_rebuild},
+        files,
+        feature_overrides=feature_overrides,
+        full_rebuild=full_rebuild,
+        log=log,
     )
+
+
+def restage_files(
+    home: Home,
+    run_id: str,
+    files: list[tuple[str, str, str]],
+    *,
+    feature_overrides: dict | None = None,
+    full_rebuild: bool = False,
+    log=None,
+) -> ReprocessResult:
+    """Re-stage ``files`` ((sha, feed, name) from raw.files) and bring core, marts, OMOP views
+    and the published snapshot up to date, as run ``run_id`` (recorded in raw.runs).
+
+    Also what a quarantine release needs once the rows' files are known. Every step is
+    idempotent, so running it again (or retrying after a failure) gives the same warehouse.
+    """
+    shas = [sha for sha, _, _ in files]
+    steps.start_run(home, run_id, home.landing, {"restage": shas, "full_rebuild": full_rebuild})
     feeds = sorted({feed for _, feed, _ in files})
     with steps.writer(home) as con:
         con.execute("BEGIN")
@@ -100,7 +119,7 @@ def reprocess(
             # patients of the current staged rows: their features change even if the new
             # parse no longer produces them
             _touch_staged(con, run_id, feed, [sha for sha, f, _ in files if f == feed])
-        ingest.mark_for_restage(con, [sha for sha, _, _ in files])
+        ingest.mark_for_restage(con, shas)
         con.execute("COMMIT")
     result = ReprocessResult(run_id, files)
     for feed in feeds:
