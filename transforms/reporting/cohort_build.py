@@ -70,21 +70,26 @@ def _figures(
         Figure(
             f"{comp.name}__time_below",
             "Distribution of the fraction of follow-up with E2 below each threshold, by group.",
-            figs.fraction_histograms(fractions, thresholds, comp.title),
+            figs.fraction_histograms(fractions, thresholds, comp.title, cells.min_cell),
         ),
         Figure(
             f"{comp.name}__bmd_trajectories",
             "BMD per site against years since the first scan: one thin line per patient, "
             "group means per whole year in bold.",
             figs.bmd_trajectories(
-                {g.label: subset(data.dexa, g.keys) for g in shown}, sites, comp.title
+                {g.label: subset(data.dexa, g.keys) for g in shown},
+                sites,
+                comp.title,
+                cells.min_cell,
             ),
         ),
         Figure(
             f"{comp.name}__e2_over_time",
             "E2 against years since the first E2 result: one thin line per patient, group "
             "means per half year in bold.",
-            figs.e2_over_time({g.label: subset(e2, g.keys) for g in shown}, comp.title),
+            figs.e2_over_time(
+                {g.label: subset(e2, g.keys) for g in shown}, comp.title, cells.min_cell
+            ),
         ),
     ]
     thr = cfg.settings.regression_threshold_pg_ml

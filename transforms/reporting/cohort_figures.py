@@ -1,7 +1,8 @@
 """Figures of the cohort report as PNG bytes (matplotlib, Agg backend; no display needed).
 
 Groups whose size is below the small-cell limit are never drawn (their curves would show
-individual patients); the caller passes only the groups that may be shown.
+individual patients): the caller passes only the groups that may be shown, and within a
+panel a group is drawn only when at least ``min_patients`` of its patients have data there.
 """
 
 from __future__ import annotations
@@ -43,27 +44,57 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+HIST_EDGES = np.linspace(0.0, 1.0, 6)  # fraction_below in bins of 0.2 (last bin includes 1)
+
+
+def binned_counts(values: np.ndarray, edges: np.ndarray, min_cell: int):
+    """Histogram counts and which bins must be hidden (1 … min_cell − 1 patients)."""
+    counts, _ = np.histogram(values[np.isfinite(values)], bins=edges)
+    return counts, (counts > 0) & (counts < min_cell)
+
+
 def fraction_histograms(
-    fractions: Mapping[str, Mapping[float, np.ndarray]], thresholds: Sequence[float], title: str
+    fractions: Mapping[str, Mapping[float, np.ndarray]],
+    thresholds: Sequence[float],
+    title: str,
+    min_patients: int,
 ) -> bytes:
-    """One panel per threshold; per group a histogram of fraction_below (bins of 0.1)."""
+    """One panel per threshold; per group bars of patients per fraction_below bin.
+
+    A bin holding 1 … min_patients − 1 patients of a group is drawn hatched at height
+    ``min_patients`` ("fewer than", its count is not shown).
+    """
     fig, axes = _panels(len(thresholds), title)
-    bins = np.linspace(0.0, 1.0, 11)
+    edges = HIST_EDGES
+    width = (edges[1] - edges[0]) / (len(fractions) + 1)
     for ax, thr in zip(axes, thresholds, strict=False):
         drawn = False
-        for color, (label, by_thr) in zip(COLORS, fractions.items(), strict=False):
+        for k, (color, (label, by_thr)) in enumerate(zip(COLORS, fractions.items(), strict=False)):
             vals = np.asarray(by_thr.get(thr, []), dtype=float)
-            vals = vals[np.isfinite(vals)]
-            if vals.size:
-                ax.hist(vals, bins=bins, alpha=0.5, color=color, label=label, edgecolor="white")
-                drawn = True
+            if np.isfinite(vals).sum() < min_patients:
+                continue
+            counts, hidden = binned_counts(vals, edges, min_patients)
+            x = edges[:-1] + width * (k + 0.5)
+            shown = np.where(hidden, 0, counts)
+            ax.bar(x, shown, width=width, color=color, label=label, align="edge")
+            ax.bar(
+                x[hidden],
+                [min_patients] * int(hidden.sum()),
+                width=width,
+                color="white",
+                edgecolor=color,
+                hatch="///",
+                align="edge",
+            )
+            drawn = True
         ax.set_title(f"E2 < {thr:g} pg/mL", fontsize=10)
         ax.set_xlabel("fraction of follow-up below")
         ax.set_ylabel("patients")
+        ax.set_xticks(edges)
         if drawn:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, title=f"hatched: < {min_patients}", title_fontsize=7)
         else:
-            _empty(ax, "no group large enough to show")
+            _empty(ax, f"no group with ≥ {min_patients} patients here")
     return _png(fig)
 
 
@@ -73,44 +104,55 @@ def _years(df: pd.DataFrame, date_col: str) -> pd.Series:
     return (d - first).dt.days / DAYS_PER_YEAR
 
 
-def _spaghetti(ax, groups: Mapping[str, pd.DataFrame], date_col: str, value_col: str, step: float):
-    """Thin line per patient, bold group mean per ``step``-year bin of time since first value."""
+def _spaghetti(
+    ax,
+    groups: Mapping[str, pd.DataFrame],
+    date_col: str,
+    value_col: str,
+    step: float,
+    min_patients: int,
+):
+    """Thin line per patient, bold group mean per ``step``-year bin of time since first value
+    (a bin with fewer than ``min_patients`` patients has no mean point)."""
     drawn = False
     for color, (label, df) in zip(COLORS, groups.items(), strict=False):
         df = df.dropna(subset=[value_col])
-        if df.empty:
+        if df[KEY].nunique() < min_patients:
             continue
         df = df.assign(_t=_years(df, date_col)).sort_values([KEY, "_t"])
         for _, g in df.groupby(KEY, sort=False):
             ax.plot(g["_t"], g[value_col], color=color, alpha=0.18, linewidth=0.7)
-        binned = df.assign(_bin=(df["_t"] / step).round() * step).groupby("_bin")[value_col]
-        means = binned.mean()
+        binned = df.assign(_bin=(df["_t"] / step).round() * step).groupby("_bin")
+        means = binned[value_col].mean()[binned[KEY].nunique() >= min_patients]
         ax.plot(means.index, means.to_numpy(), color=color, linewidth=2.4, marker="o", label=label)
         drawn = True
     if drawn:
         ax.legend(fontsize=8)
     else:
-        _empty(ax, "no group large enough to show")
+        _empty(ax, f"no group with ≥ {min_patients} patients here")
 
 
 def bmd_trajectories(
-    groups: Mapping[str, pd.DataFrame], sites: Sequence[tuple[str, str]], title: str
+    groups: Mapping[str, pd.DataFrame],
+    sites: Sequence[tuple[str, str]],
+    title: str,
+    min_patients: int,
 ) -> bytes:
     """One panel per site: BMD against years since the patient's first scan."""
     fig, axes = _panels(len(sites), title)
     for ax, (site, label) in zip(axes, sites, strict=False):
         per_group = {g: df[df["site"] == site] for g, df in groups.items()}
-        _spaghetti(ax, per_group, "scan_date", "bmd_g_cm2", step=1.0)
+        _spaghetti(ax, per_group, "scan_date", "bmd_g_cm2", 1.0, min_patients)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("years since first scan")
         ax.set_ylabel("BMD, g/cm²")
     return _png(fig)
 
 
-def e2_over_time(groups: Mapping[str, pd.DataFrame], title: str) -> bytes:
+def e2_over_time(groups: Mapping[str, pd.DataFrame], title: str, min_patients: int) -> bytes:
     """E2 (pg/mL) against years since the patient's first E2 result; mean per half year."""
     fig, axes = _panels(1, title)
-    _spaghetti(axes[0], groups, "result_date", "value", step=0.5)
+    _spaghetti(axes[0], groups, "result_date", "value", 0.5, min_patients)
     axes[0].set_xlabel("years since first E2")
     axes[0].set_ylabel("E2, pg/mL")
     return _png(fig)
