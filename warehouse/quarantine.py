@@ -1,0 +1,148 @@
+"""Quarantine review: list and show records put aside, and release them after a fix.
+
+A record is quarantined with the check that failed (``quality.quarantine``). After the cause
+is fixed (a unit added to config/units.csv, a local code mapped, a range corrected), a
+release re-stages the files holding the selected records with the current configuration
+(``warehouse.reprocess.restage_files``: staging, core, features, OMOP views, publish):
+records that now pass get ``released_at`` (``ingest.stage_file`` does that) and reach core;
+records that still fail stay held. Nothing is lost or doubled: staging replaces a file's
+rows, and quarantine rows are unique per file × position × check.
+
+Wired to ``labwh quarantine list|show|release``. Texts shown are masked again
+(``transforms.reporting.masking``) although excerpts are de-identified at the source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from transforms import catalog
+from transforms.reporting.masking import mask_identifiers
+from warehouse import ingest, steps
+from warehouse.home import Home
+from warehouse.quality_queries import connect_read_only, query
+
+MASKED_COLUMNS = ("reason", "excerpt", "file_name")
+
+
+def _masked(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col(c).map_elements(mask_identifiers, return_dtype=pl.String) for c in MASKED_COLUMNS
+    )
+
+
+def _list(home: Home, params: dict[str, Any]) -> pl.DataFrame:
+    con = connect_read_only(home.warehouse)
+    try:
+        return _masked(query(con, "quarantine_list", params))
+    finally:
+        con.close()
+
+
+def list_quarantine(
+    home: Home, *, feed: str | None = None, check: str | None = None, include_released=False
+) -> pl.DataFrame:
+    """Quarantined records (open ones unless ``include_released``), newest first."""
+    return _list(
+        home,
+        {
+            "feed": feed,
+            "check_name": check,
+            "include_released": bool(include_released),
+            "quarantine_id": None,
+        },
+    )
+
+
+def show(home: Home, quarantine_id: int) -> dict:
+    """One quarantined record: check, reason, de-identified excerpt, file name and position,
+    where the received bytes are archived. ``KeyError`` when there is no such record."""
+    rows = _list(
+        home,
+        {
+            "feed": None,
+            "check_name": None,
+            "include_released": True,
+            "quarantine_id": int(quarantine_id),
+        },
+    ).to_dicts()
+    if not rows:
+        raise KeyError(f"no quarantine record {quarantine_id}")
+    record = rows[0]
+    archived = ingest.archive_path(home, record["file_sha256"])
+    record["archived_path"] = str(archived)
+    record["archived_exists"] = archived.exists()
+    record["is_released"] = record["released_at"] is not None
+    return record
+
+
+def _clear_config_caches() -> None:
+    """Forget cached configuration so the re-stage reads the fixed files."""
+    from schemas.validate import plausible_ranges
+
+    catalog.clear_cache()
+    plausible_ranges.cache_clear()
+
+
+def release(
+    home: Home,
+    *,
+    ids: list[int] | None = None,
+    check_name: str | None = None,
+    feed: str | None = None,
+    run_id: str,
+    log=None,
+) -> dict:
+    """Re-stage the files of the selected open quarantine records and rebuild downstream.
+
+    Selection: ``ids`` and/or ``check_name`` and/or ``feed`` (all open records when none is
+    given). Returns counts: ``selected``, ``files``, ``released`` (now in core),
+    ``still_quarantined`` (failed the same check again) and ``quarantined_under_other_check``
+    (the fix let them past one check but another one put them aside).
+    """
+    from warehouse.reprocess import restage_files
+
+    with steps.writer(home) as con:
+        selected = [
+            qid
+            for (qid,) in query(
+                con,
+                "quarantine_select_open",
+                {
+                    "ids": list(ids) if ids is not None else None,
+                    "check_name": check_name,
+                    "feed": feed,
+                },
+            ).iter_rows()
+        ]
+        files = (
+            [
+                tuple(r)
+                for r in query(con, "quarantine_release_files", {"ids": selected}).iter_rows()
+            ]
+            if selected
+            else []
+        )
+    outcome = {
+        "run_id": run_id,
+        "selected": len(selected),
+        "files": len(files),
+        "released": 0,
+        "still_quarantined": 0,
+        "quarantined_under_other_check": 0,
+    }
+    if not files:
+        return outcome
+    _clear_config_caches()
+    restage_files(home, run_id, files, log=log)
+    con = connect_read_only(home.warehouse)
+    try:
+        counts = query(
+            con, "quarantine_release_outcome", {"ids": selected, "run_id": run_id}
+        ).to_dicts()[0]
+    finally:
+        con.close()
+    outcome.update({k: int(v) for k, v in counts.items()})
+    return outcome
