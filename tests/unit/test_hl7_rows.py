@@ -450,6 +450,15 @@ def test_malformed_messages_amid_good_ones():
         for secret in ("MRN42", "MRN9", "DOE", "JOHN", "SECRET", "19580312"):
             assert secret not in shown
     assert result.rejects[1].excerpt == "MSH(11) PID(8) OBR(25) ???(6)"
+    # the control id is kept when MSH could be read (it is not a patient identifier)
+    assert [r.message_control_id for r in result.rejects] == [
+        None,
+        "MSG1",
+        "MSG1",
+        None,
+        "MSG1",
+        "MSG1",
+    ]
 
 
 def test_oul_r22_obx_accepted():
@@ -461,6 +470,12 @@ def test_oul_r22_obx_accepted():
     rows = result.rows.select("position", "filler_order_number", "collected_at").rows()
     # the specimen-level OBX has no order: no filler number, no collection time
     assert rows == [("m0/s3", None, None), ("m0/s5", "FIL1", dt.datetime(2023, 1, 5, 8, 30))]
+
+
+def test_rejected_text_values_are_not_shown():
+    result = parse(message("PID|1||^^^X^MR", OBR, "OBX|1|TX|NOTE^Note^L||Seen by Dr Who||||||F"))
+    [reject] = result.rejects
+    assert reject.excerpt == "OBX-3 NOTE | OBX-2 TX | OBX-5 …"
 
 
 def test_unparseable_values_are_rejected_records():

@@ -46,7 +46,7 @@ COMPARATORS = frozenset({"<", "<=", ">", ">="})
 CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF", "CV"})
 _NUMBER = re.compile(r"\s*(<=|>=|<|>)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*")
 _PAD = [""] * 32
-PATIENT_CACHE_SIZE = 100_000
+PATIENT_CACHE_SIZE = 20_000  # recent PID segments; bounded so memory stays flat
 SPILL_ROWS = 20_000  # OBX rows held as Python lists before they become a polars frame
 TIMESTAMP_COLUMNS = ("message_at", "collected_at", "observed_at")
 
@@ -167,12 +167,16 @@ def _value(
     return original, None, None, original, None
 
 
-def _flags(raw: str, enc: Encoding) -> str | None:
-    if not raw:
-        return None
-    if enc.cs not in raw and enc.ec not in raw:
-        return raw
+def _flags(raw: str, enc: Encoding) -> str:
+    """OBX-8: component 1 of each repetition, joined with '~'."""
     return "~".join(first_component(r, enc) for r in raw.split(enc.rs))
+
+
+def _obx_excerpt(code: str, vtype: str, value: str | None) -> str:
+    """What a rejected OBX shows: code and type; the value only for numeric types (free
+    text may name people)."""
+    shown = (value or "")[:20] if vtype in ("NM", "SN") else "…"
+    return f"OBX-3 {code} | OBX-2 {vtype} | OBX-5 {shown}"
 
 
 def _coded_text(raw: str, enc: Encoding) -> str | None:
@@ -204,6 +208,7 @@ class ChunkParser:
         o_len = len(self.rows)
         r_len = len(self.rejects)
         self._new_identities: list[Identity] = []
+        self._control_id = None
         enc = None
         try:
             if msg.orphan:
@@ -224,16 +229,17 @@ class ChunkParser:
                     check_name=MALFORMED_MESSAGE,
                     reason=str(exc),
                     excerpt=segment_shape(msg.segments, enc),
-                    message_control_id=None,
+                    message_control_id=self._control_id,
                 )
             )
 
     def _message(self, msg: RawMessage, enc: Encoding) -> None:
-        fs, cs, ec = enc.fs, enc.cs, enc.ec
+        fs, cs, rs, ec = enc.fs, enc.cs, enc.rs, enc.ec
         segs = msg.segments
         h = segs[0].split(fs)
         if len(h) < 12:
             h.extend(_PAD[: 12 - len(h)])
+        control_id = self._control_id = first_component(h[9], enc) or None
         app = hd_name(h[2], enc)
         facility = hd_name(h[3], enc)
         cfg = self.state.config_for(app)
@@ -243,7 +249,7 @@ class ChunkParser:
         trigger = mtype[1].strip() if len(mtype) > 1 else ""
         if f"{code}^{trigger}" not in cfg.message_types and not (code == "ORU" and not trigger):
             raise MalformedMessage(
-                f"message type {code}^{trigger} is not a result message this feed accepts"
+                f"message type {code[:8]}^{trigger[:8]} is not a result message this feed accepts"
             )
         try:
             message_at = parse_dtm_us(first_component(h[6], enc), tz)
@@ -251,7 +257,6 @@ class ChunkParser:
             raise MalformedMessage("MSH-7 is not a valid HL7 timestamp") from None
         if message_at is None:
             raise MalformedMessage("MSH-7 (message date/time) is empty")
-        control_id = first_component(h[9], enc) or None
         version = first_component(h[11], enc) or None
         self.apps.add(app)
 
@@ -301,7 +306,7 @@ class ChunkParser:
                     error = "collection time (OBR-7, else OBX-14) is not a valid HL7 timestamp"
                 if error is not None or patient_key is None:
                     position = f"m{mi}/s{j}"
-                    excerpt = f"OBX-3 {c[0]} | OBX-2 {vtype} | OBX-5 {(original or '')[:40]}"
+                    excerpt = _obx_excerpt(c[0], vtype, original)
                     if patient_key is None:
                         reject = Reject(
                             position,
@@ -317,25 +322,30 @@ class ChunkParser:
                 if gid < 0:
                     gid = len(groups)
                     groups.append(
-                        (app, patient_key, control_id, facility, version, message_at, mi)
-                        + (filler, placer, order_status, birth_year, sex)
-                    )
+                        (app, patient_key, control_id, facility, version, message_at, mi,
+                         filler, placer, order_status, birth_year, sex)
+                    )  # fmt: skip
                 unit = f[6]
                 if unit:
                     u = unit.split(cs, 2)
                     unit = u[0] or (u[1] if len(u) > 1 else "")
                     if ec in unit:
                         unit = unescape(unit, enc)
-                sub, rr = f[4], f[7]
+                sub, rr, flags, method = f[4], f[7], f[8], f[17]
+                if ec in sub:
+                    sub = unescape(sub, enc)
+                if ec in rr:
+                    rr = unescape(rr, enc)
+                if cs in flags or ec in flags or (rs in flags and rs != "~"):
+                    flags = _flags(flags, enc)
+                if method:
+                    method = _coded_text(method, enc)
                 rows.append(
-                    (gid, j, collected, observed)
-                    + (c[0] or None, c[1] or None, c[2] or None)
-                    + (c[3] or None, c[4] or None, c[5] or None)
-                    + ((unescape(sub, enc) if ec in sub else sub) or None, vtype or None)
-                    + (original, unit or None, num, comp, text)
-                    + ((unescape(rr, enc) if ec in rr else rr) or None, _flags(f[8], enc))
-                    + (f[11].strip() or None, _coded_text(f[17], enc))
-                )
+                    (gid, j, collected, observed, c[0] or None, c[1] or None, c[2] or None,
+                     c[3] or None, c[4] or None, c[5] or None, sub or None, vtype or None,
+                     original, unit or None, num, comp, text, rr or None, flags or None,
+                     f[11].strip() or None, method or None)
+                )  # fmt: skip
             elif tag == "OBR":
                 f = seg.split(fs)
                 if len(f) < 26:
@@ -354,16 +364,18 @@ class ChunkParser:
                 has_pid, has_obr = True, False
                 filler = placer = order_status = obr_collected = None
                 obr_collected_bad = False
-                patient_key, birth_year, sex = self._patient(seg, enc, h)
+                patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
             elif tag not in valid_ids:
                 if not SEGMENT_ID.match(tag):
                     raise MalformedMessage(f"segment s{j}: id is not 3 upper-case letters/digits")
                 valid_ids.add(tag)
 
-    def _patient(self, seg: str, enc: Encoding, msh: list[str]):
-        """PID → (patient_key, birth_year, sex); every PID-3 repetition to the identities."""
-        fallback = hd_name(msh[3], enc) or hd_name(msh[2], enc)
+    def _patient(self, seg: str, enc: Encoding, fallback: str):
+        """PID → (patient_key, birth_year, sex); every PID-3 repetition to the identities.
+
+        ``fallback``: the namespace when PID-3.4 is empty (MSH-4, else MSH-3).
+        """
         cache = self.state.patients
         hit = cache.get((seg, fallback))
         if hit is None:

@@ -44,7 +44,7 @@ def _checked(parse, text: str | None, timezone: str):
     return out
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=8192)
 def _parse_us(text: str, timezone: str):
     value = _parse(text, timezone)
     if value is _BAD or value is None:
@@ -52,7 +52,7 @@ def _parse_us(text: str, timezone: str):
     return (value - _EPOCH) // _ONE_US
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=8192)
 def _parse(text: str, timezone: str):
     m = _DTM.fullmatch(text.strip())
     if m is None:
