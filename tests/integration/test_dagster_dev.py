@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = float(os.environ.get("LABWH_DAGSTER_DEV_TIMEOUT", "180"))
-"""Measured: 100 s on the 2-core machine at load average ~9 (other test suites running)."""
+"""Measured: 64 s and 100 s to the first answer on the 2-core machine at load average 8-9."""
 QUERY = """
 {
   assetNodes { assetKey { path } }
