@@ -112,7 +112,7 @@ def _cards(data: QualityReportData) -> str:
         (
             "GX expectations failed",
             f"{gx_failed} / {len(data.gx)}" if data.gx else "not run",
-            "bad" if gx_failed else "ok",
+            "" if not data.gx else "bad" if gx_failed else "ok",
         ),
     ]
     return (
