@@ -734,3 +734,81 @@ def test_shipped_config_builds_every_comparison(tmp_path):
 def test_bad_run_id_is_refused(tmp_path):
     with pytest.raises(ValueError):
         _build(tmp_path, TEST_CONFIG, run_id="../escape")
+
+
+# ---- on the generator's cohort through the whole pipeline (conftest's ``pipeline``) --------
+
+
+def _truth_attributes(truth: Path) -> pd.DataFrame:
+    """Per MRN, the attributes of the shipped criteria, from the generator's truth files."""
+    patients = pd.read_csv(truth / "patients.csv")
+    meds = pd.read_csv(truth / "medication_exposure.csv")
+    expo = pd.read_csv(truth / "feat_e2_exposure.csv")
+    overall = expo[expo["period"].astype(str) == "overall"]
+    ai = meds[meds["ingredient"] == "anastrozole"].groupby("mrn")["days"].sum()
+    first = overall.groupby("mrn")["first_date"].min().str[:4].astype(int)
+    out = patients.set_index("mrn")[["sex", "birth_year"]]
+    out["anastrozole_days"] = ai.reindex(out.index).fillna(0)
+    out["e2_followup_days"] = overall.groupby("mrn")["followup_days"].max()
+    out["age_at_first_e2"] = first - out["birth_year"]
+    for thr in sorted(overall["threshold_pg_ml"].unique()):
+        rows = overall[overall["threshold_pg_ml"] == thr].set_index("mrn")["fraction_below"]
+        out[f"fraction_below_{float(thr):g}"] = rows
+    return out
+
+
+def _passes(attrs: pd.DataFrame, c: dict) -> pd.Series:
+    if c["type"] == "sex":
+        return attrs["sex"].isin(c["in"])
+    col = c["type"]
+    if col == "fraction_below":
+        col = f"fraction_below_{float(c['threshold_pg_ml']):g}"
+    v = attrs[col]
+    ok = v.notna()
+    if "min" in c:
+        ok &= v >= c["min"]
+    if "max" in c:
+        ok &= v <= c["max"]
+    if "less_than" in c:
+        ok &= v < c["less_than"]
+    return ok
+
+
+def test_generated_cohort_sizes_and_slopes_match_the_truth(pipeline):
+    home = pipeline["home"]
+    result = build_cohort_report(home)
+    assert result["source"] == "published snapshot"
+    assert result["run_id"] in (pipeline["run_id"], pipeline["second_run_id"])
+    html = Path(result["html_path"]).read_text(encoding="utf-8")
+    tables = html_tables(html)
+    shipped = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "config" / "cohorts.yaml").read_text("utf-8")
+    )
+    min_cell = shipped["settings"]["min_cell_count"]
+    attrs = _truth_attributes(pipeline["truth"])
+    slopes = pd.read_csv(pipeline["truth"] / "feat_bmd_trend.csv")
+    spine = slopes[slopes["site"] == "lumbar_spine"].set_index("mrn")["slope_pct_per_year"]
+    for name, cohort in shipped["cohorts"].items():
+        ok = pd.Series(True, index=attrs.index)
+        for c in shipped["base_criteria"] + cohort["criteria"]:
+            ok &= _passes(attrs, c)
+        n = int(ok.sum())
+        shown = str(n) if n >= min_cell else f"<{min_cell}"
+        assert tables["cohort-sizes"][cohort["label"]]["Patients"] == shown, name
+        for comp in shipped["comparisons"]:
+            if name not in comp["groups"]:
+                continue
+            row = tables[f"{comp['name']}-slopes"][
+                f"{shipped['sites'][0]['label']} | BMD slope, %/year"
+            ]
+            vals = spine.reindex(ok[ok].index).dropna()
+            assert row[f"{cohort['label']}: n"] == (
+                str(len(vals)) if len(vals) >= min_cell else f"<{min_cell}"
+            )
+            if len(vals) >= min_cell:
+                assert close(row[f"{cohort['label']}: mean"], vals.mean(), 2)
+    # no identifier of the generated patients reaches the report
+    patients = pd.read_csv(pipeline["truth"] / "patients.csv")
+    for mrn in patients["mrn"]:
+        assert mrn not in html
+        assert pipeline["pk"]("NORTH_CLINIC", mrn) not in html
