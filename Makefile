@@ -41,6 +41,7 @@ bench-hl7: setup
 	$(RUN) python bench/bench_hl7.py
 
 dev: setup
+	$(RUN) python -m pipelines.instance "$(LABWH_HOME)" >/dev/null
 	DAGSTER_HOME="$(LABWH_HOME)/dagster" $(RUN) dagster dev -m pipelines.definitions
 
 clean:

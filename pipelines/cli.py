@@ -225,6 +225,24 @@ def with_pl_config(frame) -> None:
         print(frame)
 
 
+# --------------------------------------------------------------------------- reprocess
+def cmd_reprocess(args) -> int:
+    from pipelines.ops import run_reprocess
+
+    home = _home(args)
+    features = {"full_rebuild": True} if args.full_rebuild else None
+    t0 = time.perf_counter()
+    result = run_reprocess(home, file_sha256=args.file, day=args.day, features=features)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"reprocess failed: {event.step_failure_data.error.message}", file=sys.stderr)
+        return 1
+    _print_run_summary(home, result.run_id)
+    print(f"done in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -273,6 +291,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--all", action="store_true", help="list: include released records")
     q.add_argument("--home", help="warehouse home folder")
     q.set_defaults(func=cmd_quarantine)
+
+    rp = sub.add_parser(
+        "reprocess",
+        help="re-stage one received file or one day of files, then rebuild and publish",
+        epilog=EPILOG,
+    )
+    which = rp.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--file", metavar="SHA256", help="raw.files.file_sha256, or a unique prefix (>= 8 hex)"
+    )
+    which.add_argument("--day", metavar="YYYY-MM-DD", help="every file received that day")
+    rp.add_argument(
+        "--full-rebuild", action="store_true", help="recompute features for every patient"
+    )
+    rp.add_argument("--home", help="warehouse home folder")
+    rp.set_defaults(func=cmd_reprocess)
     return p
 
 

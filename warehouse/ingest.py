@@ -199,10 +199,13 @@ def _insert_rejects(con, sha, feed, source, rejects: list[Reject], *, run_id, no
     con.register("_rejects", frame.to_arrow())
     try:
         con.execute(
-            "INSERT OR IGNORE INTO quality.quarantine (file_sha256, position, feed, source, "
+            "INSERT INTO quality.quarantine (file_sha256, position, feed, source, "
             "check_name, reason, excerpt, message_control_id, run_id, quarantined_at) "
             "SELECT file_sha256, position, feed, source, check_name, reason, excerpt, "
-            "message_control_id, run_id, quarantined_at FROM _rejects"
+            "message_control_id, run_id, quarantined_at FROM _rejects "
+            # a record that fails again after a release is held again (first sighting kept)
+            "ON CONFLICT (file_sha256, position, check_name) "
+            "DO UPDATE SET released_at = NULL, release_run_id = NULL"
         )
     finally:
         con.unregister("_rejects")
@@ -252,7 +255,7 @@ def stage_file(
     stats = FileStats(feed, file_sha256)
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM " + table + " WHERE file_sha256 = $s", {"s": file_sha256})  # noqa: S608
+        stats.patient_keys.update(_clear_staged(con, table, file_sha256))
         all_positions: set[str] = set()
         bad_positions: set[str] = set()
         produced: set[tuple[str, str]] = set()
@@ -310,6 +313,20 @@ def stage_file(
     return stats
 
 
+def _clear_staged(con, table: str, sha: str) -> set[str]:
+    """Delete a file's staged rows; returns their patients (their features must refresh)."""
+    keys = {
+        k
+        for (k,) in con.execute(
+            "SELECT DISTINCT patient_key FROM " + table + " WHERE file_sha256 = $s",  # noqa: S608
+            {"s": sha},
+        ).fetchall()
+        if k
+    }
+    con.execute("DELETE FROM " + table + " WHERE file_sha256 = $s", {"s": sha})  # noqa: S608
+    return keys
+
+
 def _set_file_status(con, sha: str, status: str, stats: FileStats, run_id: str) -> None:
     con.execute(
         "UPDATE raw.files SET status = $st, n_received = $r, n_accepted = $a, "
@@ -331,8 +348,9 @@ def _stage_whole_file_reject(con, sha, feed, source, *, reject: Reject, run_id, 
     stats = FileStats(feed, sha, received=1, quarantined=1, by_check={reject.check_name: 1})
     con.execute("BEGIN")
     try:
-        con.execute("DELETE FROM " + table + " WHERE file_sha256 = $s", {"s": sha})  # noqa: S608
+        stats.patient_keys.update(_clear_staged(con, table, sha))
         _insert_rejects(con, sha, feed, source, [reject], run_id=run_id, now=now)
+        _release_resolved(con, sha, {(reject.position, reject.check_name)}, run_id=run_id, now=now)
         _set_file_status(con, sha, "failed", stats, run_id)
         con.execute("COMMIT")
     except BaseException:
@@ -354,15 +372,6 @@ def _release_resolved(con, sha: str, produced: set[tuple[str, str]], *, run_id: 
             "UPDATE quality.quarantine SET released_at = $t, release_run_id = $r "
             "WHERE list_contains($ids, quarantine_id)",
             {"t": now, "r": run_id, "ids": resolved},
-        )
-    # a record that fails again after a release is quarantined again
-    again = [(pos, check) for pos, check in produced]
-    if again:
-        con.execute(
-            "UPDATE quality.quarantine SET released_at = NULL, release_run_id = NULL "
-            "WHERE file_sha256 = $s AND released_at IS NOT NULL "
-            "AND list_contains($keys, position || '|' || check_name)",
-            {"s": sha, "keys": [f"{p}|{c}" for p, c in again]},
         )
 
 

@@ -26,7 +26,7 @@ def _touch_staged(con, run_id: str, feed: str, shas: list[str]) -> None:
         "WHERE list_contains($s, file_sha256) AND patient_key IS NOT NULL",
         {"s": shas},
     ).fetchall()
-    steps._record_touched(con, run_id, {k for (k,) in keys})
+    steps.record_touched(con, run_id, {k for (k,) in keys})
 
 
 @dataclass

@@ -136,7 +136,7 @@ def stage(home: Home, feed: str, run_id: str, *, log=None) -> FeedSummary:
             )
             summary.add(stats)
             _record_stats(con, run_id, stats)
-            _record_touched(con, run_id, stats.patient_keys)
+            record_touched(con, run_id, stats.patient_keys)
             if log:
                 log(
                     f"[{feed} {i}/{len(pending)}] file {sha[:12]}: {stats.received} received, "
@@ -146,7 +146,7 @@ def stage(home: Home, feed: str, run_id: str, *, log=None) -> FeedSummary:
     return summary
 
 
-def _record_touched(con, run_id: str, keys: set[str]) -> None:
+def record_touched(con, run_id: str, keys: set[str]) -> None:
     if keys:
         con.execute(
             "INSERT OR IGNORE INTO raw.touched_patients SELECT $r, unnest($k)",
