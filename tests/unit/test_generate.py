@@ -185,6 +185,7 @@ def test_counts_add_up_and_use_the_vocabulary(cohort):
     assert kinds[("hl7", "malformed_message")] == 2
     assert kinds[("lab_csv", "unknown_unit")] == 2
     assert kinds[("dexa", "duplicate_file")] == 2
+    assert kinds[("meds", "implausible_value")] == 2
 
 
 def test_bad_csv_rows_are_where_the_truth_says(cohort):
@@ -338,3 +339,45 @@ def test_cohort_has_the_edges_the_pipeline_must_handle(tmp_path):
         float(r["slope_pct_per_year"]) for r in spine if float(pts[r["mrn"]]["low_e2_years"]) == 0
     ]
     assert low and high and sum(low) / len(low) < sum(high) / len(high) - 0.5
+
+
+def test_hl7_quirks_corrections_later_and_two_patients(cohort):
+    files = sorted((cohort / "landing" / "hl7").iterdir())
+    first_seen: dict[tuple, tuple[int, str]] = {}  # (filler, code) -> (file index, MSH-7)
+    later = two_patients = non_ascii = mllp = 0
+    for ix, path in enumerate(files):
+        data = path.read_bytes()
+        mllp += data.startswith(b"\x0b")
+        non_ascii += any(b > 127 for b in data)
+        for msg in hl7_messages(data):
+            if is_malformed(msg):
+                continue
+            at = msg[0].split("|")[6][:14]
+            two_patients += sum(1 for s in msg if s.startswith("PID|")) == 2
+            filler = None
+            for seg in msg:
+                f = seg.split("|")
+                if f[0] == "OBR":
+                    filler = f[3]
+                elif f[0] == "OBX":
+                    key = (filler, f[3].split("^")[0])
+                    if f[11] in ("C", "D"):
+                        orig_ix, orig_at = first_seen[key]
+                        assert orig_ix < ix and orig_at < at
+                        later += 1
+                    else:
+                        first_seen.setdefault(key, (ix, at))
+    assert later and two_patients and non_ascii and mllp
+
+
+def test_lunar_total_body_exports_are_counted_but_not_hips(tmp_path):
+    generate(80, 5, tmp_path)
+    tb = sorted((tmp_path / "landing" / "dexa" / "lunar").glob("*_Total_Body*.txt"))
+    assert tb
+    header = tb[0].read_bytes().decode("utf-16").split("\r\n")[0].split("\t")
+    assert header[:5] == ["Last Name", "First Name", "Patient ID", "Measure Date", "Head BMD"]
+    assert "Total Left BMD" in header and "Neck Left BMD" not in header
+    body = tb[0].read_bytes().decode("utf-16")
+    assert re.search(r"\t\d,\d{3}\.\d\d\t", body)  # thousands separators in BMC / Area
+    scans = read_csv(tmp_path / "truth" / "dexa_scans.csv")
+    assert {s["site"] for s in scans} == {"lumbar_spine", "total_hip", "femoral_neck"}

@@ -33,6 +33,18 @@ FEMUR_REGIONS = tuple(f"{n} {s}" for s in ("Left", "Right") for n, _ in FEMUR_PA
     "Neck Mean", "Total Mean", "Neck Diff", "Total Diff")  # fmt: skip
 LUNAR_TAIL = ("Birth Date", "Sex", "Age", "Height", "Weight", "Instrument Model",
               "Serial Number", "Software Version")  # fmt: skip
+# Total-body export (regions of the real enCORE header, ../shared/corpus/derickschaefer_dxafile):
+# region -> (typical BMD g/cm², area cm²). Kept by the parser as `tb_*` sites, never a hip.
+TOTAL_BODY = {
+    "Head": (2.15, 250), "Arms": (0.95, 450), "Legs": (1.35, 900), "Trunk": (1.0, 800),
+    "Ribs": (0.75, 350), "Pelvis": (1.15, 250), "Spine": (1.15, 200), "Arm Left": (0.95, 225),
+    "Leg Left": (1.35, 450), "Arm Right": (0.96, 225), "Leg Right": (1.36, 450),
+    "Total": (1.25, 2300), "TBLH": (1.1, 2050), "Trunk Left": (1.0, 400),
+    "Total Left": (1.24, 1150), "Trunk Right": (1.0, 400), "Total Right": (1.26, 1150),
+}  # fmt: skip
+TOTAL_BODY_MEASURES = ("BMD", "BMC", "Area", "T-Score", "Z-Score", "Average Height",
+                       "Average Width")  # fmt: skip
+TOTAL_BODY_RATE = 0.25  # share of Lunar visits that also export a total-body scan
 LUNAR_L2L4_FROM_YEAR = 2019  # older enCORE export templates have no L2-L4 columns
 BAD_KINDS = ("missing_patient_id", "implausible_value", "future_date", "unparseable_value")
 
@@ -101,18 +113,31 @@ def _measure(r: Region | None, m: str) -> str:
 
 
 def _lunar_header(kind: str, year: int) -> list[str]:
+    head = ["Last Name", "First Name", "Patient ID", "Measure Date"]
+    if kind == "total_body":
+        cols = [f"{r} {m}" for m in TOTAL_BODY_MEASURES for r in TOTAL_BODY]
+        return head + cols + list(LUNAR_TAIL)
     regions = SPINE_REGIONS if kind == "spine" else FEMUR_REGIONS
     if kind == "spine" and year < LUNAR_L2L4_FROM_YEAR:
         regions = tuple(r for r in regions if r != "L2-L4")
-    head = ["Last Name", "First Name", "Patient ID", "Measure Date"]
     return head + [f"{r} {m}" for m in MEASURES for r in regions] + list(LUNAR_TAIL)
 
 
-def _lunar_row(p, v: DxaVisit, kind: str, header: list[str]) -> list[str]:
+def _total_body(rng) -> dict[str, Region]:
+    out = {}
+    for name, (bmd, area) in TOTAL_BODY.items():
+        t = round(rng.gauss(-0.3, 1.0), 1)
+        out[name] = Region(bmd * rng.uniform(0.9, 1.08), area * rng.uniform(0.9, 1.1), t, t + 0.4)
+    return out
+
+
+def _lunar_row(p, v: DxaVisit, kind: str, header: list[str], total_body=None) -> list[str]:
     age = (v.date - p.birth_date).days / 365.25
     man = v.scanner.manufacturer
     regs: dict[str, Region | None] = {}
-    if kind == "spine":
+    if kind == "total_body":
+        regs.update(total_body)
+    elif kind == "spine":
         s = v.spine
         regs.update({k: s[k] for k in ("L1", "L2", "L3", "L4", "L1-L4", "L2-L4")})
         for name in ("L1-L2", "L1-L3", "L2-L3", "L3-L4"):
@@ -217,6 +242,10 @@ def write_dexa(patients, opts, seed: int) -> tuple[FeedOutput, list[dict]]:
             else:
                 for kind in ("spine", "femur"):
                     lunar.setdefault((kind, v.date.year), []).append((v.date, p.mrn, p, v, None))
+                tb_rng = rng_for(seed, "total_body", p.index, v.date.isoformat())
+                if tb_rng.random() < TOTAL_BODY_RATE:
+                    entry = (v.date, p.mrn, p, v, None, _total_body(tb_rng))
+                    lunar.setdefault(("total_body", v.date.year), []).append(entry)
                 scans.extend(_scan_truth(p, v, v.date.year >= LUNAR_L2L4_FROM_YEAR))
     rng = rng_for(seed, "dexa-bad")
     if patients:
@@ -246,14 +275,14 @@ def write_dexa(patients, opts, seed: int) -> tuple[FeedOutput, list[dict]]:
         out.files[name] = csv_text(HOLOGIC_HEADER, rows).encode("utf-8")
         out.counts.append(count)
     for kind, year in sorted(lunar):
-        label = "AP_Spine" if kind == "spine" else "DualFemur"
+        label = {"spine": "AP_Spine", "femur": "DualFemur", "total_body": "Total_Body"}[kind]
         name = f"dexa/lunar/enCORE_{year}_{label}.txt"
         header = _lunar_header(kind, year)
         entries = sorted(lunar[(kind, year)], key=lambda e: (e[0], e[1]))
         count = FileRecordCount(FEED, "lunar", name, received=len(entries))
         lines = ["\t".join(header)]
-        for i, (day, _, p, v, info) in enumerate(entries):
-            row = _lunar_row(p, v, kind, header)
+        for i, (day, _, p, v, info, *tb) in enumerate(entries):
+            row = _lunar_row(p, v, kind, header, *tb)
             if info:
                 row, note = _make_bad(row, header, info[0], info[1], day)
                 count.add_bad(info[0])

@@ -27,7 +27,14 @@ AI_DISPENSE = {
     "1mg_biw": ("1", ("twice weekly", "BIW"), 26, 91),
     "1mg_daily": ("1", ("daily", "QD"), 90, 90),
 }
-BAD_KINDS = ("missing_patient_id", "unknown_unit", "future_date", "unparseable_value")
+BAD_NOTES = {
+    "missing_patient_id": "empty patient id",
+    "unknown_unit": "dose unit puff",
+    "implausible_value": "negative dose",
+    "future_date": "start in 2099",
+    "unparseable_value": "impossible date",
+}
+BAD_KINDS = tuple(BAD_NOTES)
 
 
 def _row(p, kind, drug, dose, unit, freq, start, end, days, qty) -> list[str]:
@@ -101,13 +108,13 @@ def write_meds(patients, opts, seed: int):
             for p, when in bad_targets(rng, patients, opts.bad_per_kind):
                 day = when.date()
                 row = _row(p, "dispense", ANASTROZOLE, "1", "mg", "daily", day, None, 30, "30")
-                note = {"missing_patient_id": "empty patient id", "unknown_unit": "dose unit puff",
-                        "future_date": "start in 2099",
-                        "unparseable_value": "impossible date"}[kind]  # fmt: skip
+                note = BAD_NOTES[kind]
                 if kind == "missing_patient_id":
                     row[0] = ""
                 elif kind == "unknown_unit":
                     row[6] = "puff"
+                elif kind == "implausible_value":
+                    row[5] = "-1"
                 elif kind == "future_date":
                     row[8] = in_2099(day).isoformat()
                 else:
