@@ -99,51 +99,84 @@ patient_episodes AS (
     GROUP BY patient_key
 ),
 
--- 3. consecutive dates d0 < d1; the last date starts no interval (d1 NULL)
+-- 3. consecutive dates d0 < d1 (n days); the last date starts no interval (d1 NULL)
 intervals AS (
     SELECT
-        r.patient_key,
-        r.result_date AS d0,
-        lead(r.result_date) OVER w AS d1,
-        r.value_pg_ml AS v0,
-        lead(r.value_pg_ml) OVER w AS v1,
-        r.censor_limit AS limit0,
-        lead(r.censor_limit) OVER w AS limit1,
-        r.n_results,
-        r.n_censored,
-        e.episodes
-    FROM result_dates AS r
-    LEFT JOIN patient_episodes AS e ON e.patient_key = r.patient_key
-    WINDOW w AS (PARTITION BY r.patient_key ORDER BY r.result_date)
+        patient_key,
+        result_date AS d0,
+        lead(result_date) OVER w AS d1,
+        value_pg_ml AS v0,
+        lead(value_pg_ml) OVER w AS v1,
+        censor_limit AS limit0,
+        lead(censor_limit) OVER w AS limit1
+    FROM result_dates
+    WINDOW w AS (PARTITION BY patient_key ORDER BY result_date)
 ),
 
--- class of the interval's days per threshold; b0 = first estimate of the boundary b, the
--- length of the first run: below days are [0, b) when rising or flat, [b, n) when falling
-classified AS (
+-- calendar-year pieces [piece_lo, piece_hi) of each interval (the last date gives one empty
+-- piece, so that every year holding a result date has a piece), with their anastrozole days
+pieces AS (
     SELECT
         i.*,
-        t.threshold_pg_ml,
         CAST(i.d1 - i.d0 AS INTEGER) AS n,
         i.v1 - i.v0 AS dv,
         i.v1 >= i.v0 AS rising,
-        CASE
-            WHEN i.d1 IS NULL THEN 'none'
-            WHEN n > $max_gap_days THEN 'gap'
-            WHEN coalesce(i.limit0 > t.threshold_pg_ml, false)
-                OR coalesce(i.limit1 > t.threshold_pg_ml, false) THEN 'indeterminate'
-            ELSE 'interpolated'
-        END AS day_class,
-        CASE
-            WHEN day_class <> 'interpolated' THEN 0
-            WHEN dv = 0 THEN CASE WHEN i.v0 < t.threshold_pg_ml THEN n ELSE 0 END
-            WHEN dv > 0 THEN CAST(ceil(greatest(-1, least(n + 1,
-                (t.threshold_pg_ml - i.v0) * n / dv))) AS INTEGER)
-            ELSE CAST(floor(greatest(-1, least(n + 1,
-                (t.threshold_pg_ml - i.v0) * n / dv))) AS INTEGER) + 1
-        END AS b_raw,
-        greatest(0, least(n, b_raw)) AS b0
+        e.episodes,
+        unnest(range(year(i.d0), year(coalesce(i.d1 - 1, i.d0)) + 1)) AS period_year
     FROM intervals AS i
+    LEFT JOIN patient_episodes AS e ON e.patient_key = i.patient_key
+),
+
+piece_ranges AS (
+    SELECT
+        *,
+        greatest(d0, make_date(period_year, 1, 1)) AS piece_lo,
+        least(coalesce(d1, d0), make_date(period_year + 1, 1, 1)) AS piece_hi
+    FROM pieces
+),
+
+piece_days AS (
+    SELECT
+        *,
+        piece_hi - piece_lo AS covered_days,
+        CASE
+            WHEN episodes IS NULL THEN 0
+            ELSE list_sum(list_transform(episodes, lambda e:
+                greatest(0, least(e.hi, piece_hi) - greatest(e.lo, piece_lo))))
+        END AS anastrozole_days
+    FROM piece_ranges
+),
+
+-- class of the piece's days per threshold
+classified AS (
+    SELECT
+        p.*,
+        t.threshold_pg_ml,
+        CASE
+            WHEN p.d1 IS NULL THEN 'none'
+            WHEN p.n > $max_gap_days THEN 'gap'
+            WHEN coalesce(p.limit0 > t.threshold_pg_ml, false)
+                OR coalesce(p.limit1 > t.threshold_pg_ml, false) THEN 'indeterminate'
+            ELSE 'interpolated'
+        END AS day_class
+    FROM piece_days AS p
     CROSS JOIN thresholds AS t
+),
+
+-- b0 = first estimate of the boundary b, the length of the interval's first run: below days
+-- are [0, b) when rising or flat, [b, n) when falling
+estimated AS (
+    SELECT
+        *,
+        greatest(0, least(n, CASE
+            WHEN day_class <> 'interpolated' THEN 0
+            WHEN dv = 0 THEN CASE WHEN v0 < threshold_pg_ml THEN n ELSE 0 END
+            WHEN dv > 0 THEN CAST(ceil(greatest(-1, least(n + 1,
+                (threshold_pg_ml - v0) * n / dv))) AS INTEGER)
+            ELSE CAST(floor(greatest(-1, least(n + 1,
+                (threshold_pg_ml - v0) * n / dv))) AS INTEGER) + 1
+        END)) AS b0
+    FROM classified
 ),
 
 -- one correction step: day k is in the first run when (value(k) < T) = rising
@@ -156,11 +189,10 @@ corrected AS (
             WHEN b0 > 0 AND (v0 + dv * (b0 - 1) / n < threshold_pg_ml) <> rising THEN b0 - 1
             ELSE b0
         END AS b1
-    FROM classified
+    FROM estimated
 ),
 
--- verified boundary (day-by-day count over list(range(n)) only when the check fails), then
--- the below days as an absolute range [below_lo, below_hi)
+-- verified boundary: a day-by-day count over list(range(n)) only when the check fails
 boundaries AS (
     SELECT
         *,
@@ -170,74 +202,96 @@ boundaries AS (
                 AND (b1 = n OR (v0 + dv * b1 / n < threshold_pg_ml) <> rising) THEN b1
             WHEN rising THEN len(list_filter(range(n), lambda k: v0 + dv * k / n < threshold_pg_ml))
             ELSE n - len(list_filter(range(n), lambda k: v0 + dv * k / n < threshold_pg_ml))
-        END AS INTEGER) AS b,
-        d0 + CASE WHEN rising THEN 0 ELSE b END AS below_lo,
-        d0 + CASE WHEN day_class <> 'interpolated' THEN 0 WHEN rising THEN b ELSE n END AS below_hi
+        END AS INTEGER) AS b
     FROM corrected
 ),
 
--- calendar-year pieces [piece_lo, piece_hi) of each interval; the last date gives one empty
--- piece so that its year and its result statistics are kept
-pieces AS (
+-- the below days as an absolute range [below_lo, below_hi), clipped to the piece
+below_ranges AS (
     SELECT
         *,
-        unnest(range(year(d0), year(coalesce(d1 - 1, d0)) + 1)) AS period_year
+        greatest(piece_lo, d0 + CASE WHEN rising THEN 0 ELSE b END) AS below_lo,
+        least(piece_hi, d0 + CASE
+            WHEN day_class <> 'interpolated' THEN 0
+            WHEN rising THEN b
+            ELSE n
+        END) AS below_hi
     FROM boundaries
 ),
 
-piece_days AS (
+-- day counts per patient × threshold × year
+day_counts AS (
     SELECT
         patient_key,
         threshold_pg_ml,
         period_year,
-        day_class,
-        period_year = year(d0) AS holds_d0,
-        d0,
-        v0,
-        n_results,
-        n_censored,
-        greatest(d0, make_date(period_year, 1, 1)) AS piece_lo,
-        least(coalesce(d1, d0), make_date(period_year + 1, 1, 1)) AS piece_hi,
-        piece_hi - piece_lo AS covered_days,
-        greatest(0, least(piece_hi, below_hi) - greatest(piece_lo, below_lo)) AS below_days,
-        coalesce(list_sum(list_transform(episodes, lambda e:
-            greatest(0, least(e.hi, piece_hi) - greatest(e.lo, piece_lo)))), 0)
-            AS anastrozole_days,
-        coalesce(list_sum(list_transform(episodes, lambda e:
-            greatest(0, least(e.hi, piece_hi, below_hi) - greatest(e.lo, piece_lo, below_lo)))), 0)
-            AS anastrozole_below_days
-    FROM pieces
-),
-
-yearly AS MATERIALIZED (
-    SELECT
-        patient_key,
-        threshold_pg_ml,
-        CAST(period_year AS VARCHAR) AS period,
-        min(d0) FILTER (WHERE holds_d0) AS first_date,
-        max(d0) FILTER (WHERE holds_d0) AS last_date,
-        coalesce(sum(n_results) FILTER (WHERE holds_d0), 0) AS n_results,
-        count(*) FILTER (WHERE holds_d0) AS n_dates,
-        coalesce(sum(n_censored) FILTER (WHERE holds_d0), 0) AS n_censored,
-        sum(v0) FILTER (WHERE holds_d0) AS sum_e2_pg_ml,
-        min(v0) FILTER (WHERE holds_d0) AS min_e2_pg_ml,
-        max(v0) FILTER (WHERE holds_d0) AS max_e2_pg_ml,
-        sum(CASE WHEN day_class = 'interpolated' THEN covered_days ELSE 0 END) AS interpolated_days,
-        sum(below_days) AS below_days,
+        sum(CASE WHEN day_class = 'interpolated' THEN covered_days ELSE 0 END)
+            AS interpolated_days,
+        sum(greatest(0, below_hi - below_lo)) AS below_days,
         sum(CASE WHEN day_class = 'gap' THEN covered_days ELSE 0 END) AS gap_days,
         sum(CASE WHEN day_class = 'indeterminate' THEN covered_days ELSE 0 END)
             AS indeterminate_days,
         sum(anastrozole_days) AS anastrozole_days,
-        sum(anastrozole_below_days) AS anastrozole_below_days
-    FROM piece_days
+        sum(CASE
+            WHEN episodes IS NULL OR below_hi <= below_lo THEN 0
+            ELSE list_sum(list_transform(episodes, lambda e:
+                greatest(0, least(e.hi, below_hi) - greatest(e.lo, below_lo))))
+        END) AS anastrozole_below_days
+    FROM below_ranges
     GROUP BY patient_key, threshold_pg_ml, period_year
 ),
 
-overall AS (
+-- result statistics per patient × year (threshold-independent)
+date_stats AS (
+    SELECT
+        patient_key,
+        year(result_date) AS period_year,
+        min(result_date) AS first_date,
+        max(result_date) AS last_date,
+        sum(n_results) AS n_results,
+        count(*) AS n_dates,
+        sum(n_censored) AS n_censored,
+        sum(value_pg_ml) AS sum_e2_pg_ml,
+        min(value_pg_ml) AS min_e2_pg_ml,
+        max(value_pg_ml) AS max_e2_pg_ml
+    FROM result_dates
+    GROUP BY patient_key, year(result_date)
+),
+
+-- a year without a result date (only covered days) gets NULL statistics and 0 counts
+yearly AS (
+    SELECT
+        c.*,
+        CAST(c.period_year AS VARCHAR) AS period,
+        s.first_date,
+        s.last_date,
+        coalesce(s.n_results, 0) AS n_results,
+        coalesce(s.n_dates, 0) AS n_dates,
+        coalesce(s.n_censored, 0) AS n_censored,
+        s.sum_e2_pg_ml,
+        s.min_e2_pg_ml,
+        s.max_e2_pg_ml
+    FROM day_counts AS c
+    LEFT JOIN date_stats AS s ON s.patient_key = c.patient_key AND s.period_year = c.period_year
+),
+
+overall_days AS (
     SELECT
         patient_key,
         threshold_pg_ml,
-        'overall' AS period,
+        sum(interpolated_days) AS interpolated_days,
+        sum(below_days) AS below_days,
+        sum(gap_days) AS gap_days,
+        sum(indeterminate_days) AS indeterminate_days,
+        sum(anastrozole_days) AS anastrozole_days,
+        sum(anastrozole_below_days) AS anastrozole_below_days
+    FROM day_counts
+    GROUP BY patient_key, threshold_pg_ml
+),
+
+overall_stats AS (
+    SELECT
+        patient_key,
         min(first_date) AS first_date,
         max(last_date) AS last_date,
         sum(n_results) AS n_results,
@@ -245,21 +299,17 @@ overall AS (
         sum(n_censored) AS n_censored,
         sum(sum_e2_pg_ml) AS sum_e2_pg_ml,
         min(min_e2_pg_ml) AS min_e2_pg_ml,
-        max(max_e2_pg_ml) AS max_e2_pg_ml,
-        sum(interpolated_days) AS interpolated_days,
-        sum(below_days) AS below_days,
-        sum(gap_days) AS gap_days,
-        sum(indeterminate_days) AS indeterminate_days,
-        sum(anastrozole_days) AS anastrozole_days,
-        sum(anastrozole_below_days) AS anastrozole_below_days
-    FROM yearly
-    GROUP BY patient_key, threshold_pg_ml
+        max(max_e2_pg_ml) AS max_e2_pg_ml
+    FROM date_stats
+    GROUP BY patient_key
 ),
 
 periods AS (
-    SELECT * FROM yearly
+    SELECT * EXCLUDE (period_year) FROM yearly
     UNION ALL BY NAME
-    SELECT * FROM overall
+    SELECT d.*, 'overall' AS period, s.* EXCLUDE (patient_key)
+    FROM overall_days AS d
+    JOIN overall_stats AS s ON s.patient_key = d.patient_key
 )
 
 -- final select --------------------------------------------------------------------------------
