@@ -424,25 +424,31 @@ def test_missing_patient_id_rejects_each_obx():
         ("m0/s4", MISSING_PATIENT_ID),
     ]
     assert result.identities == []
+    # a message without PID (allowed by ORU^R01): its results have no patient either
+    no_pid = parse(message(OBR, E2))
+    assert [(r.position, r.check_name) for r in no_pid.rejects] == [("m0/s2", MISSING_PATIENT_ID)]
 
 
 def test_malformed_messages_amid_good_ones():
     good = message(PID, OBR, E2)
     bad_id = message(PID, OBR, "obx|1|NM|E2^E^L||1|pg/mL")
     obx_first = message(E2, PID, OBR, E2)
+    obx_before_obr = message(PID, "ORC|RE", E2, OBR)  # docs/feeds.md: no OBR before OBX
     bad_msh = "MSH|^~|LAB|FAC\r" + PID + "\r" + OBR + "\r" + E2 + "\r"
     bad_time = message(PID, OBR, E2).replace("20230105093000-0500", "2023-01-05", 1)
     adt = message(PID).replace("ORU^R01^ORU_R01", "ADT^A01^ADT_A01")
     orphan = "PID|1||MRN9^^^X^MR||SECRET^NAME\r"
-    text = orphan + good + bad_id + obx_first + good + bad_msh + bad_time + adt + good
+    text = (
+        orphan + good + bad_id + obx_first + good + bad_msh + bad_time + adt + good + obx_before_obr
+    )
     result = parse(text)
     # messages: 0 orphan, 1 good, 2 bad id, 3 OBX first, 4 good, 5 bad MSH, 6 bad MSH-7,
-    # 7 ADT, 8 good
+    # 7 ADT, 8 good, 9 OBX after PID but before OBR
     assert result.rows["position"].to_list() == ["m1/s3", "m4/s3", "m8/s3"]
     assert [(r.position, r.check_name) for r in result.rejects] == [
-        (f"m{i}", MALFORMED_MESSAGE) for i in (0, 2, 3, 5, 6, 7)
+        (f"m{i}", MALFORMED_MESSAGE) for i in (0, 2, 3, 5, 6, 7, 9)
     ]
-    assert result.received == 3 + 6
+    assert result.received == 3 + 7
     # identities of rejected messages are not kept; nothing identifying in rejects
     assert {i.identifier for i in result.identities} == {"MRN42"}
     for r in result.rejects:
@@ -458,17 +464,22 @@ def test_malformed_messages_amid_good_ones():
         None,
         "MSG1",
         "MSG1",
+        "MSG1",
     ]
 
 
-def test_oul_r22_obx_accepted():
+def test_oul_r22_rejected_unless_configured():
     text = message(PID, "SPM|1|S1", "OBX|1|NM|GLU^Glucose^L||5|mmol/L", OBR, E2).replace(
         "ORU^R01^ORU_R01", "OUL^R22^OUL_R22"
     )
-    result = parse(text)
+    [reject] = parse(text).rejects
+    assert (reject.position, reject.check_name) == ("m0", MALFORMED_MESSAGE)
+    assert "OUL^R22" in reject.reason
+    # a source that sends OUL^R22 lists it; specimen OBX (after SPM, before OBR) then load
+    cfg = Hl7Config(message_types=frozenset({"ORU^R01", "OUL^R22"}))
+    result = parse(text, cfg)
     assert result.rejects == []
     rows = result.rows.select("position", "filler_order_number", "collected_at").rows()
-    # the specimen-level OBX has no order: no filler number, no collection time
     assert rows == [("m0/s3", None, None), ("m0/s5", "FIL1", dt.datetime(2023, 1, 5, 8, 30))]
 
 

@@ -19,6 +19,7 @@ import polars as pl
 from transforms.catalog import Catalog, load_catalog
 from transforms.hl7.config import Hl7Config, load_hl7_config
 from transforms.hl7.framing import iter_messages
+from transforms.hl7.parallel import iter_parse_parallel
 from transforms.hl7.rows import SCHEMA, ChunkParser, FileState
 from transforms.records import ParseResult
 
@@ -35,14 +36,29 @@ def iter_parse_hl7_file(
     config: Hl7Config | None = None,
     catalog: Catalog | None = None,
     chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
+    workers: int = 1,
 ) -> Iterator[ParseResult]:
     """Parse a file (bytes, binary file object or path) chunk by chunk, streaming.
 
     Each ParseResult covers up to ``chunk_messages`` consecutive messages; message indexes
     and positions are those of the whole file. ``config=None`` resolves the configuration of
-    each message's sending application (MSH-3) with ``load_hl7_config``.
+    each message's sending application (MSH-3) with ``load_hl7_config``. ``workers > 1``
+    parses chunks in that many spawned processes (worth it for files of several chunks;
+    the results are the same).
     """
-    state = FileState(file_sha256, pseudonymize, catalog or load_catalog(), config)
+    catalog = catalog or load_catalog()
+    if workers > 1:
+        yield from iter_parse_parallel(
+            source,
+            file_sha256=file_sha256,
+            pseudonymize=pseudonymize,
+            catalog=catalog,
+            config=config,
+            chunk_messages=chunk_messages,
+            workers=workers,
+        )
+        return
+    state = FileState(file_sha256, pseudonymize, catalog, config)
     parser = ChunkParser(state)
     for msg in iter_messages(source):
         parser.add(msg)

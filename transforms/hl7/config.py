@@ -26,10 +26,9 @@ from transforms.catalog import CONFIG_DIR
 
 HL7_CONFIG_DIR = CONFIG_DIR / "sources" / "hl7"
 DEFAULT_TIMEZONE = "America/New_York"
-# Unsolicited result messages whose OBR/OBX groups carry lab results (docs/hl7.md).
-DEFAULT_MESSAGE_TYPES = frozenset(
-    {"ORU^R01", "ORU^R30", "ORU^R31", "ORU^R32", "OUL^R21", "OUL^R22", "OUL^R23", "OUL^R24"}
-)
+# Result messages with the ORU^R01 shape (PID, OBR, OBX…) the feed contract names
+# (docs/feeds.md); OUL^R2x (specimen-oriented) only when a source's YAML lists it.
+DEFAULT_MESSAGE_TYPES = frozenset({"ORU^R01", "ORU^R30", "ORU^R31", "ORU^R32"})
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_. -]{1,100}$")
 
 

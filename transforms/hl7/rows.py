@@ -43,6 +43,7 @@ from transforms.records import (
 
 SCHEMA = columns_of(StgLabResult)
 COMPARATORS = frozenset({"<", "<=", ">", ">="})
+SN_COMPARATORS = COMPARATORS | {"", "="}  # SN-1 values that leave a plain number
 CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF", "CV"})
 _NUMBER = re.compile(r"\s*(<=|>=|<|>)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*")
 _PAD = [""] * 32
@@ -111,10 +112,6 @@ class FileState:
         return cfg
 
 
-class _Skip(Exception):
-    """One OBX is rejected (the reject is already recorded)."""
-
-
 def _number(text: str) -> tuple[float | None, str | None]:
     """'5', ' 5.0 ', '<5', '>= 300' → (number, comparator); (None, None) when not a number."""
     m = _NUMBER.fullmatch(text)
@@ -155,7 +152,7 @@ def _value(
                 return original, None, None, None, "OBX-5 of type SN has no number"
             return original, None, None, None, None
         num, extra = _number(num1)
-        if num is None or extra is not None or comp not in COMPARATORS | {"", "="}:
+        if num is None or extra is not None or comp not in SN_COMPARATORS:
             return original, None, None, None, "OBX-5 of type SN is not comparator^number"
         return original, num, comp if comp in COMPARATORS else None, None, None
     if vtype in CODED_TYPES:
@@ -188,7 +185,7 @@ def _coded_text(raw: str, enc: Encoding) -> str | None:
 
 
 class ChunkParser:
-    """Parses a list of messages into column lists; ``result()`` makes the ParseResult."""
+    """Parses messages one by one (``add``); ``result()`` makes the chunk's ParseResult."""
 
     def __init__(self, state: FileState) -> None:
         self.state = state
@@ -268,8 +265,7 @@ class ChunkParser:
         patient_key: str | None = None
         birth_year: int | None = None
         sex: str | None = None
-        has_pid = False
-        has_obr = False
+        has_order = False  # an OBR (or SPM) seen since the message / patient group began
         filler = placer = order_status = None
         obr_collected = None
         obr_collected_bad = False
@@ -281,8 +277,8 @@ class ChunkParser:
             if len(seg) > 3 and seg[3] != fs:
                 raise MalformedMessage(f"segment s{j}: id is not 3 upper-case letters/digits")
             if tag == "OBX":
-                if not (has_pid or has_obr):
-                    raise MalformedMessage(f"segment s{j}: OBX before any PID or OBR")
+                if not has_order:
+                    raise MalformedMessage(f"segment s{j}: OBX with no OBR before it")
                 f = seg.split(fs)
                 if len(f) < 18:
                     f.extend(_PAD[: 18 - len(f)])
@@ -350,7 +346,7 @@ class ChunkParser:
                 f = seg.split(fs)
                 if len(f) < 26:
                     f.extend(_PAD[: 26 - len(f)])
-                has_obr = True
+                has_order = True
                 placer = first_component(f[2], enc) or None
                 filler = first_component(f[3], enc) or None
                 order_status = first_component(f[25], enc) or None
@@ -361,11 +357,13 @@ class ChunkParser:
                     obr_collected, obr_collected_bad = None, True
                 gid = -1
             elif tag == "PID":
-                has_pid, has_obr = True, False
+                has_order = False
                 filler = placer = order_status = obr_collected = None
                 obr_collected_bad = False
                 patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
+            elif tag == "SPM":  # OUL^R2x specimen observations follow SPM, not OBR
+                has_order = True
             elif tag not in valid_ids:
                 if not SEGMENT_ID.match(tag):
                     raise MalformedMessage(f"segment s{j}: id is not 3 upper-case letters/digits")
