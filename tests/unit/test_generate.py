@@ -7,7 +7,10 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -52,6 +55,17 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
     for name in ta:
         assert ta[name] == tb[name], name
     assert ta != tc
+
+
+def test_bytes_do_not_depend_on_the_hash_seed(tmp_path):
+    code = "import sys; from transforms.generate import generate; generate(8, 5, sys.argv[1])"
+    trees = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = tmp_path / hash_seed
+        subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, env=env, check=True)
+        trees.append(tree(out))
+    assert trees[0] == trees[1]
 
 
 def test_regenerating_into_the_same_folder_replaces_the_output(tmp_path):

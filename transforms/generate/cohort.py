@@ -219,7 +219,7 @@ T_REF = {
 PRECISION_G_CM2 = {"spine": 0.010, "total": 0.009, "neck": 0.012}  # ISCD-typical RMS-SD
 
 
-def _region(bmd: float, area: float, manufacturer: str, kind: str, age: float) -> Region:
+def region(bmd: float, area: float, manufacturer: str, kind: str, age: float) -> Region:
     ym, sd = T_REF[(manufacturer, kind)]
     t = (bmd - ym) / sd
     return Region(bmd, area, t, t + 0.02 * (age - 30.0))
@@ -275,11 +275,11 @@ def _dxa_visits(rng: random.Random, p: Patient, opts: Options) -> list[DxaVisit]
         l24 += rng.gauss(0.0, PRECISION_G_CM2["spine"])
         vert_bmd = [l24 * r * (1.0 + rng.gauss(0.0, 0.004)) for r in ratios]
         vert_area = [a * (1.0 + rng.gauss(0.0, 0.01)) for a in areas]
-        spine = {f"L{i + 1}": _region(vert_bmd[i], vert_area[i], v, "spine", age) for i in range(4)}
+        spine = {f"L{i + 1}": region(vert_bmd[i], vert_area[i], v, "spine", age) for i in range(4)}
         for name, ix in (("L1-L4", (0, 1, 2, 3)), ("L2-L4", (1, 2, 3))):
             area = sum(vert_area[j] for j in ix)
             bmd = sum(vert_bmd[j] * vert_area[j] for j in ix) / area
-            spine[name] = _region(bmd, area, v, "spine", age)
+            spine[name] = region(bmd, area, v, "spine", age)
         hips = {}
         sides = ("left", "right")
         if one_side and i % 2 == 1:
@@ -290,13 +290,13 @@ def _dxa_visits(rng: random.Random, p: Patient, opts: Options) -> list[DxaVisit]
             neck = bmd_from_sbmd("femoral_neck", v, trend(s_neck, "neck") + side_off[side])
             neck += rng.gauss(0.0, PRECISION_G_CM2["neck"])
             hips[side] = {
-                "neck": _region(neck, rng.uniform(4.8, 5.6), v, "neck", age),
-                "total": _region(tot, rng.uniform(34.0, 42.0), v, "total", age),
-                "troch": _region(tot * rng.uniform(0.78, 0.86), rng.uniform(11, 15), v, "total", age),
-                "inter": _region(tot * rng.uniform(1.1, 1.16), rng.uniform(19, 24), v, "total", age),
-                "wards": _region(neck * rng.uniform(0.72, 0.8), rng.uniform(1.0, 1.3), v, "neck", age),
-                "upper_neck": _region(neck * rng.uniform(0.8, 0.88), rng.uniform(1.6, 2.0), v, "neck", age),
-                "shaft": _region(tot * rng.uniform(1.15, 1.25), rng.uniform(8.0, 10.0), v, "total", age),
+                "neck": region(neck, rng.uniform(4.8, 5.6), v, "neck", age),
+                "total": region(tot, rng.uniform(34.0, 42.0), v, "total", age),
+                "troch": region(tot * rng.uniform(0.78, 0.86), rng.uniform(11, 15), v, "total", age),
+                "inter": region(tot * rng.uniform(1.1, 1.16), rng.uniform(19, 24), v, "total", age),
+                "wards": region(neck * rng.uniform(0.72, 0.8), rng.uniform(1.0, 1.3), v, "neck", age),
+                "upper_neck": region(neck * rng.uniform(0.8, 0.88), rng.uniform(1.6, 2.0), v, "neck", age),
+                "shaft": region(tot * rng.uniform(1.15, 1.25), rng.uniform(8.0, 10.0), v, "total", age),
             }  # fmt: skip
         visits.append(DxaVisit(d, scanner, spine, hips, weight + rng.gauss(0, 2.0), height))
     return visits

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .cohort import DxaVisit, Region, _region
+from .cohort import DxaVisit, Region, region
 from .common import BadRecord, FeedOutput, FileRecordCount, bad_targets, csv_text, in_2099, rng_for
 from .options import CONFIG_DIR
 
@@ -62,32 +62,43 @@ def t1(x: float) -> str:
     return f"{x:.1f}"
 
 
-def _hologic_rows(p, v: DxaVisit, scan_ids) -> list[tuple[str, str, list[str]]]:
-    """(scan_type, side, row) per acquisition of a visit."""
-    base = [p.mrn, f"{p.family}, {p.given}", p.birth_date.strftime("%m/%d/%Y"), "M"]
-    dev = [v.date.strftime("%m/%d/%Y")]
-    rows = []
+def _hologic_rows(p, v: DxaVisit, scan_ids) -> list[list[str]]:
+    """One row per acquisition of a visit (Spine, then Hip per side), in HOLOGIC_HEADER order."""
+    common = {
+        "PAT_ID": p.mrn,
+        "PAT_NAME": f"{p.family}, {p.given}",
+        "DOB": p.birth_date.strftime("%m/%d/%Y"),
+        "SEX": "M",
+        "SCAN_DATE": v.date.strftime("%m/%d/%Y"),
+        "INSTRUMENT": v.scanner.model,
+        "SERIAL_NUMBER": v.scanner.serial,
+        "SOFTWARE_VERSION": v.scanner.software,
+    }
     s = v.spine
-    spine = [b3(s["L1"].bmd), b3(s["L2"].bmd), b3(s["L3"].bmd), b3(s["L4"].bmd),
-             b3(s["L1-L4"].bmd), t1(s["L1-L4"].t_score), t1(s["L1-L4"].z_score),
-             b3(s["L2-L4"].bmd), t1(s["L2-L4"].t_score), t1(s["L2-L4"].z_score)]  # fmt: skip
-    device = [v.scanner.model, v.scanner.serial, v.scanner.software]
-    rows.append(
-        ("Spine", "", base + [next(scan_ids)] + dev + ["Spine", ""] + device + spine + [""] * 9)
-    )
+    cells = [{**common, "SCAN_TYPE": "Spine",
+              **{f"L{i}_BMD": b3(s[f"L{i}"].bmd) for i in range(1, 5)},
+              **_scores("L1L4", s["L1-L4"]), **_scores("L2L4", s["L2-L4"])}]  # fmt: skip
     for side, h in sorted(v.hips.items()):
-        hip = [b3(h["neck"].bmd), t1(h["neck"].t_score), t1(h["neck"].z_score), b3(h["troch"].bmd),
-               b3(h["inter"].bmd), b3(h["wards"].bmd), b3(h["total"].bmd), t1(h["total"].t_score),
-               t1(h["total"].z_score)]  # fmt: skip
-        row = base + [next(scan_ids)] + dev + ["Hip", side.title()] + device + [""] * 10 + hip
-        rows.append(("Hip", side, row))
+        cells.append({**common, "SCAN_TYPE": "Hip", "SIDE": side.title(),
+                      **_scores("NECK", h["neck"]), **_scores("HTOT", h["total"]),
+                      "TROCH_BMD": b3(h["troch"].bmd), "INTER_BMD": b3(h["inter"].bmd),
+                      "WARDS_BMD": b3(h["wards"].bmd)})  # fmt: skip
+    rows = []
+    for c in cells:
+        c["SCAN_ID"] = next(scan_ids)
+        rows.append([c.get(col, "") for col in HOLOGIC_HEADER])
     return rows
+
+
+def _scores(prefix: str, r: Region) -> dict[str, str]:
+    return {f"{prefix}_BMD": b3(r.bmd), f"{prefix}_TSCORE": t1(r.t_score),
+            f"{prefix}_ZSCORE": t1(r.z_score)}  # fmt: skip
 
 
 def _combine(regs: list[Region], manufacturer: str, age: float) -> Region:
     area = sum(r.area for r in regs)
     bmd = sum(r.bmd * r.area for r in regs) / area
-    return _region(bmd, area, manufacturer, "spine", age)
+    return region(bmd, area, manufacturer, "spine", age)
 
 
 def _measure(r: Region | None, m: str) -> str:
@@ -152,7 +163,7 @@ def _lunar_row(p, v: DxaVisit, kind: str, header: list[str], total_body=None) ->
             sides = [v.hips[s][key] for s in sorted(v.hips)]
             kind_ = "neck" if key == "neck" else "total"
             mean = sum(r.bmd for r in sides) / len(sides)
-            regs[f"{label} Mean"] = _region(
+            regs[f"{label} Mean"] = region(
                 mean, sum(r.area for r in sides) / len(sides), man, kind_, age
             )
             if len(sides) == 2:
@@ -236,7 +247,7 @@ def write_dexa(patients, opts, seed: int) -> tuple[FeedOutput, list[dict]]:
         for v in p.visits:
             if v.scanner.manufacturer == "Hologic":
                 name = f"dexa/hologic/APEX_export_{v.date.year}.csv"
-                for _, _, row in _hologic_rows(p, v, scan_ids):
+                for row in _hologic_rows(p, v, scan_ids):
                     hologic.setdefault(name, []).append((v.date, p.mrn, row, None))
                 scans.extend(_scan_truth(p, v, True))
             else:
@@ -256,12 +267,14 @@ def write_dexa(patients, opts, seed: int) -> tuple[FeedOutput, list[dict]]:
                 info = (kind, k, "" if kind == "missing_patient_id" else p.mrn)
                 if k % 2 == 0:
                     name = f"dexa/hologic/APEX_export_{v.date.year}.csv"
-                    row = _hologic_rows(p, v, scan_ids)[0][2]
+                    row = _hologic_rows(p, v, scan_ids)[0]
                     hologic.setdefault(name, []).append((v.date, p.mrn, row, info))
                 else:
                     lunar.setdefault(("spine", v.date.year), []).append((v.date, p.mrn, p, v, info))
     for name in sorted(hologic):
-        entries = sorted(hologic[name], key=lambda e: (e[0], e[1], e[2][4]))
+        entries = sorted(
+            hologic[name], key=lambda e: (e[0], e[1], e[2][HOLOGIC_HEADER.index("SCAN_ID")])
+        )
         count = FileRecordCount(FEED, "hologic", name, received=len(entries))
         rows = []
         for i, (day, _, row, info) in enumerate(entries):
