@@ -6,8 +6,8 @@ One data row is one record, at position ``line <n>`` (physical line, header = li
 Row rules (docs/feeds.md "Values that are not numbers"):
 - patient id cell empty / NA → ``missing_patient_id``;
 - collection time empty or unreadable, test code empty, a value or detection-limit cell that
-  no rule reads, a cell unit that differs from the unit column, more cells than the header
-  → ``unparseable_value``;
+  no rule reads, a cell unit that differs from the unit column, a row with another number
+  of cells than the header (shifted cells: its reject quotes no cell) → ``unparseable_value``;
 - an NA value (``na_values``) is accepted with ``value`` NULL (unit not checked);
 - catalogued analytes are converted by ``transforms.labnorm`` (unknown unit → ``unknown_unit``).
 Names and birth dates go to ``identities`` only; rejects carry no identifier.
@@ -220,7 +220,7 @@ def parse_lab_csv(
         h = cfg.header
         return _excerpt(get(row, h("code")), get(row, h("value")), get(row, h("unit")))
 
-    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt)
+    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt, len(header))
     schema = columns_of(StgLabResult)
     frame = pl.DataFrame(
         [{**r, "file_sha256": file_sha256, "source_system": cfg.source} for r in records],

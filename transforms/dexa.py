@@ -361,7 +361,7 @@ def parse_dexa_file(
         h = cfg.header
         return " ".join(p for p in (get(row, h("scan_date")), get(row, h("scan_type"))) if p)
 
-    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt)
+    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt, len(header))
     rows_frame = pl.DataFrame(
         [{**r, "file_sha256": file_sha256, "source_system": vendor} for r in records],
         schema=columns_of(StgDexaScan),

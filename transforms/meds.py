@@ -225,7 +225,7 @@ def parse_meds_csv(data: bytes, *, file_sha256: str, pseudonymize) -> ParseResul
         cells = ("rxnorm_code", "dose_value", "dose_unit", "frequency", "start_date")
         return " ".join(get(row, c) for c in cells if get(row, c))
 
-    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt)
+    records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt, len(header))
     frame = pl.DataFrame(
         [{**r, "file_sha256": file_sha256, "source_system": "meds"} for r in records],
         schema=columns_of(StgMedication),

@@ -283,11 +283,9 @@ class RowError(Exception):
 
 
 def check_width(row: Row, header: list[str]) -> None:
-    """A row with more non-empty cells than the header (an unquoted delimiter) is unreadable.
-
-    Trailing empty cells (a delimiter at the end of the line) are tolerated.
-    """
-    if len(row.cells) > len(header) and any(c.strip() for c in row.cells[len(header) :]):
+    """A row with another number of cells than the header is unreadable: an unquoted
+    delimiter (a name like ``Doe, John``) or a dropped cell shifts every later value."""
+    if len(row.cells) != len(header):
         raise RowError(
             UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
         )
@@ -297,11 +295,15 @@ def parse_rows(
     rows: Iterable[Row],
     parse_one: Callable[[Row], tuple[list[dict[str, Any]], Identity]],
     excerpt: Callable[[Row], str | None],
+    width: int,
 ) -> tuple[list[dict[str, Any]], list[Reject], list[Identity]]:
     """Run ``parse_one`` on every row: its records are kept, a ``RowError`` is a reject.
 
     A row is one record: it either yields its staged rows or exactly one reject.
-    Identities are merged per patient key.
+    Identities are merged per patient key. A rejected row whose cell count differs from the
+    header's ``width`` (an unquoted delimiter in a name, a dropped cell) has its cells shifted:
+    any cell may hold a name or a birth date, so its reason quotes no cell and it gets no
+    excerpt.
     """
     records: list[dict[str, Any]] = []
     rejects: list[Reject] = []
@@ -310,7 +312,14 @@ def parse_rows(
         try:
             out, identity = parse_one(row)
         except RowError as err:
-            rejects.append(Reject(row.position, err.check_name, err.reason, excerpt(row)))
+            if len(row.cells) == width:
+                rejects.append(Reject(row.position, err.check_name, err.reason, excerpt(row)))
+            else:
+                reason = (
+                    f"{err.check_name} in a row of {len(row.cells)} cells for {width} columns "
+                    "(cells shifted; cell text withheld)"
+                )
+                rejects.append(Reject(row.position, err.check_name, reason, None))
             continue
         records.extend(out)
         identities[identity.patient_key] = merge_identity(

@@ -285,12 +285,13 @@ def test_bom_and_offset_timestamps():
     assert res.rows["collected_at"].to_list() == [dt.datetime(2023, 7, 5, 8, 30)]
 
 
-def test_utf16_file_and_trailing_delimiters():
+def test_utf16_file_and_row_width():
     cfg = lab_csv_config_from_dict(NORTH)
     text = (
         "MRN,CollectionDateTime,TestCode,Result,Units\r\n"
-        "M1,2023-01-05,E2SENS,10,pg/mL,\r\n"  # a trailing empty cell is not an extra value
-        "M1,2023-01-05,E2SENS,7,3,pg/mL\r\n"  # an unquoted decimal comma shifts the cells
+        "M1,2023-01-05,E2SENS,10,pg/mL\r\n"
+        "M1,2023-01-05,E2SENS,7,3,pg/mL\r\n"  # an unquoted decimal comma: one cell too many
+        "M1,2023-01-05,E2SENS,11\r\n"  # one cell too few: cells may have shifted
     )
     res = parse_lab_csv(
         b"\xff\xfe" + text.encode("utf-16-le"),
@@ -299,7 +300,33 @@ def test_utf16_file_and_trailing_delimiters():
         pseudonymize=fake_pseudonymize,
     )
     assert res.rows["value"].to_list() == [10.0]
-    assert [(r.position, r.check_name) for r in res.rejects] == [("line 3", "unparseable_value")]
+    assert [(r.position, r.check_name) for r in res.rejects] == [
+        ("line 3", "unparseable_value"),
+        ("line 4", "unparseable_value"),
+    ]
+
+
+def test_misaligned_row_reject_quotes_no_cell():
+    cfg = lab_csv_config_from_dict(NORTH)
+    header = NORTH_CSV.splitlines()[0]
+    # 'DOE, JOHN, JR' written without quotes: two extra cells shift the birth date and the
+    # collection time into other columns
+    row = "MRN009,DOE, JOHN, JR,1949-12-31,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A9,F"
+    res = parse_lab_csv(
+        f"{header}\n{row}\n".encode(),
+        file_sha256="s",
+        source_config=cfg,
+        pseudonymize=fake_pseudonymize,
+    )
+    assert res.rows.height == 0 and res.identities == []
+    (reject,) = res.rejects
+    assert (reject.position, reject.check_name, reject.excerpt) == (
+        "line 2",
+        "unparseable_value",
+        None,
+    )
+    for secret in ("MRN009", "DOE", "JOHN", "1949", "12-31"):
+        assert secret not in reject.reason
 
 
 def test_file_without_a_required_column_rejects_every_row():

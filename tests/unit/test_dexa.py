@@ -425,6 +425,23 @@ def test_hologic_hip_sides(hologic):
     assert right[("total_hip", "right")]["bmd_g_cm2"] == 0.96
 
 
+def test_hologic_misaligned_name_reject_quotes_no_identifier():
+    row = {**PERSON, **DEVICE, **SPINE_VALUES, "SCAN_ID": "S1", "SCAN_DATE": "01/10/2023"}
+    row["SCAN_TYPE"] = "Spine"
+    row["PAT_NAME"] = "DOE, JOHN, JR"  # unquoted commas: two extra cells
+    res = parse_dexa_file(
+        hologic_bytes([row]),
+        file_sha256="s",
+        vendor="hologic",
+        file_name="x.csv",
+        pseudonymize=fake_pseudonymize,
+    )
+    assert res.rows.height == 0
+    (reject,) = res.rejects
+    assert (reject.check_name, reject.excerpt) == ("unparseable_value", None)
+    assert "03/12/1958" not in reject.reason and "P1" not in reject.reason
+
+
 def test_hologic_identity(hologic):
     ids = {i.identifier: i for i in hologic.identities}
     assert set(ids) == {"P1", "P2"}
