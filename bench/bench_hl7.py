@@ -74,12 +74,17 @@ def _peak_rss_mb() -> float:
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (robust to other load)."""
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """User + system CPU time of this process and its reaped children, all threads."""
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
 
 
-def run_fast(path: Path, db: Path, chunk_messages: int) -> dict:
+def run_fast(path: Path, db: Path, workers: int, chunk_messages: int) -> dict:
     import duckdb
 
     from transforms.hl7 import iter_parse_hl7_file
@@ -94,6 +99,7 @@ def run_fast(path: Path, db: Path, chunk_messages: int) -> dict:
         file_sha256=sha,
         pseudonymize=make_pseudonymizer(SECRET),
         chunk_messages=chunk_messages,
+        workers=workers,
     ):
         df = part.rows  # noqa: F841 (read by DuckDB's replacement scan)
         if not created:
@@ -109,7 +115,7 @@ def run_fast(path: Path, db: Path, chunk_messages: int) -> dict:
     return {"rows": rows, "stored": stored, "rejects": rejects}
 
 
-def run_baseline(path: Path, db: Path, limit: int) -> dict:
+def run_baseline(path: Path, db: Path, limit: int, _unused: int = 0) -> dict:
     """The per-message loop with python-hl7 (timed over the first ``limit`` messages)."""
     import duckdb
     import hl7
@@ -193,7 +199,7 @@ def run_baseline(path: Path, db: Path, limit: int) -> dict:
 
 
 def _worker(argv: list[str]) -> None:
-    kind, path, db, arg = argv
+    kind, path, db, arg, arg2 = argv
     fn = run_fast if kind == "fast" else run_baseline
     import duckdb  # noqa: F401  (imports are not part of the timed ingest)
     import hl7  # noqa: F401
@@ -203,17 +209,19 @@ def _worker(argv: list[str]) -> None:
 
     rss_imports = _peak_rss_mb()
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    out = fn(Path(path), Path(db), int(arg))
+    out = fn(Path(path), Path(db), int(arg), int(arg2))
     out["seconds"] = time.perf_counter() - t0
     out["cpu_seconds"] = _cpu_seconds() - c0
     out["rss_at_start_mb"] = rss_imports
     out["peak_rss_mb"] = _peak_rss_mb()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out["worker_peak_rss_mb"] = children
     print(json.dumps(out))
 
 
-def _spawn(kind: str, path: Path, db: Path, arg: int) -> dict:
+def _spawn(kind: str, path: Path, db: Path, arg: int, arg2: int = 0) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "_worker", kind, str(path), str(db), str(arg)],
+        [sys.executable, __file__, "_worker", kind, str(path), str(db), str(arg), str(arg2)],
         check=True,
         capture_output=True,
         text=True,
@@ -229,39 +237,47 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
     ap.add_argument("--baseline-messages", type=int, default=20_000)
     ap.add_argument("--chunk-messages", type=int, default=50_000)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
+    load = os.getloadavg()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, {platform.platform()}"
+        f"{platform.python_version()}, {platform.platform()}; load average at start "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
     )
     print()
     print(
         "| messages | OBX | side | messages timed | wall s | CPU s | messages/s (wall) "
-        "| messages/s (CPU) | peak RSS MB | ratio wall | ratio CPU |"
+        "| messages/s (CPU) | peak RSS MB (worker) | ratio wall | ratio CPU |"
     )
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for size in args.sizes:
             path = Path(tmp) / f"oru_{size}.hl7"
             synthesize(size, path)
-            fast = _spawn("fast", path, Path(tmp) / f"fast_{size}.duckdb", args.chunk_messages)
             limit = min(size, args.baseline_messages)
             base = _spawn("baseline", path, Path(tmp) / f"base_{size}.duckdb", limit)
-            assert fast["stored"] == size * OBX_PER_MESSAGE, fast
             assert base["stored"] == limit * OBX_PER_MESSAGE, base
+            sides = [("python-hl7 loop", base, limit, " (extrapolated)")]
+            for w in args.workers:
+                db = Path(tmp) / f"fast_{size}_{w}.duckdb"
+                fast = _spawn("fast", path, db, w, args.chunk_messages)
+                assert fast["stored"] == size * OBX_PER_MESSAGE, fast
+                name = "this parser, 1 process" if w == 1 else f"this parser, {w} workers"
+                sides.insert(-1, (name, fast, size, ""))
             obx = size * OBX_PER_MESSAGE
             base_wall = base["messages"] / base["seconds"]
             base_cpu = base["messages"] / base["cpu_seconds"]
-            for name, side, n, note in (
-                ("this parser", fast, size, ""),
-                ("python-hl7 loop", base, limit, " (extrapolated)"),
-            ):
+            for name, side, n, note in sides:
                 wall, cpu = n / side["seconds"], n / side["cpu_seconds"]
+                rss = f"{side['peak_rss_mb']:.0f}"
+                if side.get("worker_peak_rss_mb"):
+                    rss += f" ({side['worker_peak_rss_mb']:.0f})"
                 print(
                     f"| {size:,} | {obx:,} | {name} | {n:,}{note} | {side['seconds']:.2f} | "
-                    f"{side['cpu_seconds']:.2f} | {wall:,.0f} | {cpu:,.0f} | "
-                    f"{side['peak_rss_mb']:.0f} | {wall / base_wall:.1f}× | {cpu / base_cpu:.1f}× |",
+                    f"{side['cpu_seconds']:.2f} | {wall:,.0f} | {cpu:,.0f} | {rss} | "
+                    f"{wall / base_wall:.1f}× | {cpu / base_cpu:.1f}× |",
                     flush=True,
                 )
 
