@@ -30,6 +30,9 @@ from transforms.reporting.quality_html import QualityReportData, render_quality_
             "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.4",
         ),
         ("m7/s3", "m7/s3"),
+        # an RxNorm code of config/medications.csv is not an identifier
+        ("199224 1 mg daily 2018-05-12", f"199224 1 mg daily 2018-{MASK * 2}-{MASK * 2}"),
+        ("199225 1 mg", f"{MASK * 3} 1 mg"),
         (None, ""),
     ],
 )
@@ -114,6 +117,7 @@ def _data(**kw) -> QualityReportData:
         ],
         files=[
             {
+                "file_sha256": "ab" * 32,
                 "feed": "lab_csv",
                 "source": "northlab",
                 "name": "lab_csv/northlab/MRN0099887.csv",
@@ -122,6 +126,17 @@ def _data(**kw) -> QualityReportData:
                 "n_received": 4,
                 "n_accepted": 3,
                 "n_quarantined": 1,
+            },
+            {
+                "file_sha256": "cd" * 32,
+                "feed": "dexa",
+                "source": "hologic",
+                "name": "dexa/hologic/x.csv",
+                "bytes": 50,
+                "status": "parsed",
+                "n_received": 3,
+                "n_accepted": 3,
+                "n_quarantined": 0,
             },
         ],
         reasons=[
@@ -137,6 +152,7 @@ def _data(**kw) -> QualityReportData:
         examples=[
             {
                 "quarantine_id": 4,
+                "file_sha256": "ab" * 32,
                 "feed": "lab_csv",
                 "check_name": "unknown_unit",
                 "reason": "unit 'pg/dL' for DOEFAKE^JANEFAKE",
@@ -219,3 +235,12 @@ def test_gx_section_lists_failures_and_trends_cover_every_run():
 def test_report_without_runs_renders():
     html = render_quality_report(QualityReportData(run_id=None, generated_at="2024-01-01 00:00:00"))
     assert "No run recorded yet." in html and "did not run" in html
+
+
+def test_files_needing_attention_come_first_and_all_files_are_folded():
+    files = _section(render_quality_report(_data()), "files")
+    attention = files.split('<table id="files">', 1)[1].split("</table>", 1)[0]
+    assert "abababababab" in attention and "cdcdcdcdcdcd" not in attention  # clean file not listed
+    folded = files.split("<details>", 1)[1]
+    assert "All 2 files of this run" in folded
+    assert "abababababab" in folded and "cdcdcdcdcdcd" in folded

@@ -3,12 +3,17 @@
 Quarantine excerpts are de-identified by the parsers already; this is the second line of
 defence for anything shown to quality teams (excerpts, reasons, file names): whole HL7
 patient segments, HL7 person names (``FAMILY^GIVEN``), identifier-like tokens (``MRN0042``,
-long digit runs such as ``19580312``) and full dates (kept to the year).
+long digit runs such as ``19580312``) and full dates (kept to the year). Catalogued codes
+that look like identifiers (RxNorm RxCUIs of config/medications.csv, e.g. ``199224``) stay.
 """
 
 from __future__ import annotations
 
+import csv
 import re
+from functools import lru_cache
+
+from transforms.catalog import CONFIG_DIR
 
 MASK = "▒"
 
@@ -25,6 +30,18 @@ _ISO_DATE = re.compile(r"\b((?:19|20|21|29)\d{2})-(\d{1,2})-(\d{1,2})\b")
 _DMY_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.]((?:19|20)\d{2})\b")
 
 
+@lru_cache(maxsize=1)
+def catalogued_codes() -> frozenset[str]:
+    """Codes of the configuration that are not identifiers although they look like them."""
+    with open(CONFIG_DIR / "medications.csv", newline="", encoding="utf-8") as fh:
+        return frozenset(r["rxnorm_code"].strip() for r in csv.DictReader(fh))
+
+
+def _unless_catalogued(match: re.Match) -> str:
+    token = match.group(0)
+    return token if token in catalogued_codes() else MASK * 3
+
+
 def mask_identifiers(text: str | None) -> str:
     """``text`` with identifier-like parts replaced by ``▒`` marks (None → '')."""
     if not text:
@@ -34,5 +51,5 @@ def mask_identifiers(text: str | None) -> str:
     out = _ISO_DATE.sub(lambda m: f"{m.group(1)}-{MASK * 2}-{MASK * 2}", out)
     out = _DMY_DATE.sub(lambda m: f"{MASK * 2}/{MASK * 2}/{m.group(3)}", out)
     out = _PREFIXED_ID.sub(MASK * 3, out)
-    out = _LONG_NUMBER.sub(MASK * 3, out)
+    out = _LONG_NUMBER.sub(_unless_catalogued, out)
     return out

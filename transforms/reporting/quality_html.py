@@ -20,9 +20,12 @@ from transforms.reporting.masking import mask_identifiers
 CSS = (
     BASE_CSS
     + """
-td.text, th.text { text-align: left; white-space: normal; max-width: 34rem; }
+td.text, th.text { text-align: left; white-space: normal; max-width: 34rem; min-width: 10rem; }
+td.path { word-break: break-all; min-width: 8rem; max-width: 18rem; }
 td.mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .8rem;
           text-align: left; }
+details { margin: .6rem 0; }
+summary { cursor: pointer; color: #3b6fb6; }
 .ok { color: #1f7a3f; font-weight: 600; }
 .bad { color: #b3261e; font-weight: 600; }
 .cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
@@ -157,29 +160,62 @@ def _feeds_section(data: QualityReportData) -> str:
     return table.replace("</tbody>", total_row + "</tbody>")
 
 
+def _file_row(f: dict) -> list[str]:
+    return [
+        _cell(f["feed"]),
+        _cell(f["source"] or ""),
+        _cell(f["file_sha256"][:12], "mono"),
+        _cell(mask_identifiers(f["name"]), "text mono"),
+        _cell(f["bytes"]),
+        _cell(f["status"]),
+        _cell(f["n_received"]),
+        _cell(f["n_accepted"]),
+        _cell(f["n_quarantined"], "bad" if f["n_quarantined"] else ""),
+        _balance(f["n_received"], f["n_accepted"], f["n_quarantined"]),
+    ]
+
+
+FILE_COLUMNS = [
+    "feed",
+    "source",
+    "file id",
+    "file",
+    "bytes",
+    "status",
+    "received",
+    "accepted",
+    "quarantined",
+    "balance",
+]
+
+
+def _needs_attention(f: dict) -> bool:
+    balanced = (f["n_received"] or 0) == (f["n_accepted"] or 0) + (f["n_quarantined"] or 0)
+    return bool(f["n_quarantined"]) or f["status"] != "parsed" or not balanced
+
+
 def _files_section(data: QualityReportData) -> str:
     if not data.files:
         return "<p>No file was staged in this run.</p>"
-    rows = [
-        [
-            _cell(f["feed"]),
-            _cell(f["source"] or ""),
-            _cell(mask_identifiers(f["name"]), "text mono"),
-            _cell(f["bytes"]),
-            _cell(f["status"]),
-            _cell(f["n_received"]),
-            _cell(f["n_accepted"]),
-            _cell(f["n_quarantined"]),
-            _balance(f["n_received"], f["n_accepted"], f["n_quarantined"]),
-        ]
-        for f in data.files
-    ]
-    return _table(
-        ["feed", "source", "file", "bytes", "status", "received", "accepted", "quarantined", ""],
-        rows,
-        text_cols=(2,),
-        table_id="files",
+    attention = [f for f in data.files if _needs_attention(f)]
+    intro = (
+        f"<p>{len(data.files)} files staged; {len(attention)} with records put aside, not "
+        "fully parsed or unbalanced. The file id is the start of the file's SHA-256 "
+        "(<code>raw.files.file_sha256</code>); names are masked like excerpts.</p>"
     )
+    first = (
+        _table(FILE_COLUMNS, [_file_row(f) for f in attention], text_cols=(3,), table_id="files")
+        if attention
+        else '<p class="ok">Every file was accepted whole.</p>'
+    )
+    every = (
+        f"<details><summary>All {len(data.files)} files of this run</summary>"
+        + _table(
+            FILE_COLUMNS, [_file_row(f) for f in data.files], text_cols=(3,), table_id="all-files"
+        )
+        + "</details>"
+    )
+    return intro + first + every
 
 
 def _reasons_section(data: QualityReportData) -> str:
@@ -207,8 +243,9 @@ def _reasons_section(data: QualityReportData) -> str:
         [
             _cell(e["feed"]),
             _cell(e["check_name"], "mono"),
-            _cell(mask_identifiers(e["file_name"]), "text mono"),
-            _cell(e["position"], "mono"),
+            _cell(e["file_sha256"][:12], "mono"),
+            _cell(mask_identifiers(e["file_name"]), "text mono path"),
+            _cell(mask_identifiers(e["position"]), "text mono path"),
             _cell(mask_identifiers(e["reason"]), "text"),
             _cell(mask_identifiers(e["excerpt"]), "text mono"),
             _cell("released" if e["is_released"] else "held"),
@@ -216,9 +253,9 @@ def _reasons_section(data: QualityReportData) -> str:
         for e in data.examples
     ]
     examples = _table(
-        ["feed", "check", "file", "position", "reason", "excerpt (de-identified)", "state"],
+        ["feed", "check", "file id", "file", "position", "reason", "excerpt", "state"],
         ex_rows,
-        text_cols=(2, 4, 5),
+        text_cols=(3, 4, 5, 6),
         table_id="examples",
     )
     return (

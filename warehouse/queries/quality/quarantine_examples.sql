@@ -5,6 +5,7 @@ WITH
 held AS (
     SELECT
         q.quarantine_id,
+        q.file_sha256,
         q.feed,
         q.check_name,
         q.reason,
@@ -22,6 +23,7 @@ held AS (
 
 SELECT
     quarantine_id,
+    file_sha256,
     feed,
     check_name,
     reason,

@@ -1,6 +1,7 @@
 -- The files a run staged (raw.files.run_id is the run that last staged the file), with their
 -- record counts; names are masked by the report before display.
 SELECT
+    file_sha256,
     feed,
     source,
     name,
