@@ -100,7 +100,7 @@ def build_cohort_report(
     """Build the cohort report; returns its paths and a markdown preview table.
 
     ``home``: a ``Home`` or its root folder (None: ``$LABWH_HOME``). ``run_id``: names the
-    per-run copy (default: the latest successful run in ``raw.runs``, else ``adhoc-<time>``).
+    per-run copy (default: the latest run in ``raw.runs`` that did not fail, else ``adhoc-<time>``).
     ``config_path``: cohort definitions (default ``config/cohorts.yaml``).
     """
     home = home if isinstance(home, Home) else Home.from_env(home)

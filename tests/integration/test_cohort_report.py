@@ -812,3 +812,23 @@ def test_generated_cohort_sizes_and_slopes_match_the_truth(pipeline):
     for mrn in patients["mrn"]:
         assert mrn not in html
         assert pipeline["pk"]("NORTH_CLINIC", mrn) not in html
+
+
+CHROMIUM_CHECK = Path(__file__).resolve().parents[2] / "scripts" / "check_reports_chromium.sh"
+
+
+@pytest.mark.skipif(
+    not (Path("/usr/bin/chromium").exists() and CHROMIUM_CHECK.exists()),
+    reason="headless chromium (or its check script) is not available",
+)
+def test_report_opens_offline_in_headless_chromium(built, tmp_path):
+    import subprocess
+
+    result = subprocess.run(
+        ["bash", str(CHROMIUM_CHECK), str(built.home.reports / "cohort"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 report(s) checked" in result.stdout  # the report and its per-run copy

@@ -4,6 +4,7 @@ no external resources (opens offline, can be mailed as one file)."""
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from html import escape
 
@@ -11,14 +12,15 @@ from transforms.reporting.cohort_format import Table
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Arial, sans-serif; margin: 2rem auto;
-       max-width: 1200px; color: #222; line-height: 1.4; padding: 0 1rem; }
+       max-width: 1400px; color: #222; line-height: 1.4; padding: 0 1rem; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.3rem; border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
 h3 { font-size: 1.05rem; margin-top: 1.6rem; }
 .meta { color: #555; font-size: .9rem; }
 table { border-collapse: collapse; margin: .6rem 0; font-size: .85rem; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.text { text-align: left; }
+.scroll { overflow-x: auto; max-width: 100%; }
 thead th { background: #f2f4f7; }
 tbody tr:nth-child(even) { background: #fafafa; }
 .note { color: #555; font-size: .82rem; margin: .2rem 0; }
@@ -44,15 +46,22 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
 
 
+_NUMERIC = re.compile(r"^[-+0-9.e<±—to ]*$")
+
+
+def _cell(c: str) -> str:
+    """A table cell; text (not numbers, CIs, "<11" or "—") is aligned left."""
+    cls = "" if _NUMERIC.match(c) else ' class="text"'
+    return f"<td{cls}>{escape(c)}</td>"
+
+
 def table_html(t: Table) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in t.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in t.rows
-    )
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in t.rows)
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in t.notes)
     return (
-        f'<h3>{escape(t.title)}</h3><table id="{escape(t.key)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table>{notes}"
+        f'<h3>{escape(t.title)}</h3><div class="scroll"><table id="{escape(t.key)}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{notes}"
     )
 
 

@@ -15,7 +15,6 @@ import pandas as pd
 from transforms.reporting.cohort_config import CohortConfig, Comparison
 from transforms.reporting.cohort_format import Cells, Table
 from transforms.reporting.cohort_select import (
-    ALL_PATIENTS,
     KEY,
     CohortData,
     Selection,
@@ -162,7 +161,10 @@ def attrition_table(comp: Comparison, selections: dict[str, Selection], cells: C
         t.rows.append([label, cells.count(n), ""])
     for label, n in b.attrition[n_shared:]:
         t.rows.append([label, "", cells.count(n)])
-    t.notes.append(f"The first row counts every patient in the warehouse ({ALL_PATIENTS}).")
+    t.notes.append(
+        "The first row counts every patient in the warehouse; each next row, the patients "
+        "still in after that criterion (the criteria apply in this order)."
+    )
     return t
 
 
