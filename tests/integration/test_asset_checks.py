@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dagster as dg
 import duckdb
 import pytest
@@ -46,3 +49,12 @@ def test_checks_pass_on_built_warehouse_then_block_on_duplicate_keys(home):
     assert bad.metadata["failures_by_check"].data == {"patient_key:field_uniqueness": 4}
     assert qf.PK_A not in repr(bad.metadata) and qf.PK_B not in repr(bad.metadata)
     assert all(e.passed for k, e in evaluations.items() if k != "core/dim_patient")
+
+
+def test_modules_dagster_loads_do_not_import_great_expectations():
+    code = (
+        "import sys, pipelines.checks, warehouse.quality_gx, warehouse.quality_report, "
+        "warehouse.quarantine; print('great_expectations' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
