@@ -38,6 +38,15 @@ def same_as(model: type[pa.DataFrameModel], column: str, **overrides):
     return pa.Field(**kwargs)
 
 
+def pseudonymous_key(**checks):
+    """The pseudonymous key, never NULL outside staging."""
+    return pa.Field(
+        description="Pseudonymous patient key (keyed HMAC of identifier namespace + "
+        "identifier); joins core.dim_patient. Identifiers stay in the restricted identity store.",
+        **checks,
+    )
+
+
 def optional(description: str, **checks):
     """A nullable column."""
     return pa.Field(nullable=True, description=description, **checks)
@@ -68,7 +77,7 @@ class _ResultColumns(_Table):
         description="Stable id of a result across its versions: md5 of feed, facility or source, "
         "patient, filler order number, code and sub-id (or collection time when no order)."
     )
-    patient_key: str = same_as(StgLabResult, "patient_key", nullable=False)
+    patient_key: str = pseudonymous_key()
     feed: str = pa.Field(isin=FEEDS, description="Feed the result came in: `hl7` or `lab_csv`.")
     source_system: str = same_as(StgLabResult, "source_system")
     source_code: str = same_as(StgLabResult, "source_code")
@@ -152,7 +161,7 @@ class FctDexaScan(_Table):
     """DXA measurements from every vendor export; a measurement exported twice is kept once
     (latest file). Grain: one row per patient × scan date × site × side."""
 
-    patient_key: str = same_as(StgDexaScan, "patient_key", nullable=False)
+    patient_key: str = pseudonymous_key()
     scan_id: str = same_as(StgDexaScan, "scan_id")
     scan_date: dt.date = same_as(StgDexaScan, "scan_date", nullable=False)
     site: str = same_as(StgDexaScan, "site", nullable=False)
@@ -183,7 +192,7 @@ class FctMedication(_Table):
     medication_record_id: str = pa.Field(
         description="md5 of the record's content (patient, type, RxNorm, dates, dose, frequency, quantity)."
     )
-    patient_key: str = same_as(StgMedication, "patient_key", nullable=False)
+    patient_key: str = pseudonymous_key()
     record_type: str = same_as(StgMedication, "record_type", isin=RECORD_TYPES)
     rxnorm_code: str = same_as(StgMedication, "rxnorm_code")
     drug_name: str = same_as(StgMedication, "drug_name")
@@ -214,7 +223,7 @@ class MedicationExposure(_Table):
     persistence window (config/features.yaml) are merged.
     Grain: one row per patient × ingredient × episode."""
 
-    patient_key: str = same_as(StgMedication, "patient_key", nullable=False)
+    patient_key: str = pseudonymous_key()
     ingredient: str = same_as(StgMedication, "ingredient", nullable=False)
     episode_number: int = pa.Field(
         ge=1, description="1-based episode number per patient × ingredient, by start date."
@@ -247,7 +256,7 @@ class DimPatient(_Table):
     """Pseudonymous patients seen in any accepted record (no identifiers: those stay in the
     restricted identity store). Grain: one row per patient."""
 
-    patient_key: str = same_as(StgLabResult, "patient_key", nullable=False, unique=True)
+    patient_key: str = pseudonymous_key(unique=True)
     birth_year: int = optional("Birth year (smallest value any feed sent).")
     sex: str = optional("Administrative sex (smallest value any feed sent).")
 
@@ -257,7 +266,7 @@ class FeatE2Exposure(_Table):
     result dates (Rosendaal; docs/features.md). Grain: one row per patient × threshold ×
     period ('overall' or a calendar year 'YYYY')."""
 
-    patient_key: str = same_as(StgLabResult, "patient_key", nullable=False)
+    patient_key: str = pseudonymous_key()
     threshold_pg_ml: float = pa.Field(gt=0, description="E2 threshold, pg/mL.")
     period: str = pa.Field(
         str_matches=r"^(overall|[0-9]{4})$",
@@ -306,7 +315,7 @@ class FeatBmdTrend(_Table):
     """BMD change and OLS slope on years since the first scan, sBMD when a patient-site has
     several manufacturers (docs/features.md). Grain: one row per patient × site."""
 
-    patient_key: str = same_as(StgDexaScan, "patient_key", nullable=False)
+    patient_key: str = pseudonymous_key()
     site: str = pa.Field(
         isin=FEATURE_SITES, description="`lumbar_spine`, `total_hip` or `femoral_neck`."
     )
