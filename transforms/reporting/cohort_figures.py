@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 
 from transforms.reporting.cohort_select import KEY  # noqa: E402
 
@@ -120,8 +121,12 @@ def _spaghetti(
         if df[KEY].nunique() < min_patients:
             continue
         df = df.assign(_t=_years(df, date_col)).sort_values([KEY, "_t"])
-        for _, g in df.groupby(KEY, sort=False):
-            ax.plot(g["_t"], g[value_col], color=color, alpha=0.18, linewidth=0.7)
+        keys = df[KEY].to_numpy()
+        starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        points = np.column_stack([df["_t"].to_numpy(float), df[value_col].to_numpy(float)])
+        lines = np.split(points, starts)  # one polyline per patient (rows sorted by patient)
+        ax.add_collection(LineCollection(lines, colors=color, alpha=0.18, linewidths=0.7))
+        ax.autoscale_view()
         binned = df.assign(_bin=(df["_t"] / step).round() * step).groupby("_bin")
         means = binned[value_col].mean()[binned[KEY].nunique() >= min_patients]
         ax.plot(means.index, means.to_numpy(), color=color, linewidth=2.4, marker="o", label=label)

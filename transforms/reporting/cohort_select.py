@@ -24,6 +24,13 @@ class CohortData:
     labs: pd.DataFrame  # lab_values.sql
     dexa: pd.DataFrame  # dexa_values.sql
     notes: list[str] = field(default_factory=list)
+    # per-measure results shared by every comparison (computed once per report)
+    cache: dict = field(default_factory=dict, repr=False)
+
+    def cached(self, name: str, compute):
+        if name not in self.cache:
+            self.cache[name] = compute()
+        return self.cache[name]
 
 
 @dataclass(frozen=True)

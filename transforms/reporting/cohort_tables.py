@@ -101,19 +101,25 @@ def dated_measures(cfg: CohortConfig, data: CohortData, *, t_scores: bool) -> li
     return out
 
 
-def baseline_measures(cfg: CohortConfig, data: CohortData):
+def baseline_measures(cfg: CohortConfig, data: CohortData) -> list:
     """(row label, decimals, per-patient baseline Series) for the baseline table."""
-    p = data.patients.set_index(KEY)
-    yield "Age at first E2, years", AGE_DECIMALS, p["age_at_first_e2"]
-    for m in dated_measures(cfg, data, t_scores=True):
-        vals = first_values(m.series, key=KEY, date_col=m.date_col, value_col=m.value_col)
-        yield m.label, m.decimals, vals
+
+    def compute():
+        p = data.patients.set_index(KEY)
+        out = [("Age at first E2, years", AGE_DECIMALS, p["age_at_first_e2"])]
+        for m in dated_measures(cfg, data, t_scores=True):
+            vals = first_values(m.series, key=KEY, date_col=m.date_col, value_col=m.value_col)
+            out.append((m.label, m.decimals, vals))
+        return out
+
+    return data.cached("baseline_measures", compute)
 
 
-def change_measures(cfg: CohortConfig, data: CohortData):
+def change_measures(cfg: CohortConfig, data: CohortData) -> list:
     """(row label, decimals, one_year_pairs frame) for the 1-year change table."""
-    for m in dated_measures(cfg, data, t_scores=False):
-        pairs = one_year_pairs(
+
+    def pairs(m: Measure):
+        return one_year_pairs(
             m.series,
             key=KEY,
             date_col=m.date_col,
@@ -121,7 +127,13 @@ def change_measures(cfg: CohortConfig, data: CohortData):
             target_days=cfg.settings.one_year_target_days,
             window_days=cfg.settings.one_year_window_days,
         )
-        yield m.label, m.decimals, pairs
+
+    return data.cached(
+        "change_measures",
+        lambda: [
+            (m.label, m.decimals, pairs(m)) for m in dated_measures(cfg, data, t_scores=False)
+        ],
+    )
 
 
 def values_in(series: pd.Series, keys: frozenset[str]) -> np.ndarray:
