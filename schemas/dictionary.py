@@ -20,6 +20,7 @@ import pandera.polars as pa
 import polars as pl
 
 from schemas.core import CORE_MODELS
+from schemas.quality import QUALITY_MODELS
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -35,10 +36,10 @@ _DUCKDB_TYPES = {
 
 
 def table_models() -> dict[str, type[pa.DataFrameModel]]:
-    """Table name (``schema.table``) → Pandera model, staged tables first."""
+    """Table name (``schema.table``) → Pandera model: staged, core, marts, then bookkeeping."""
     from warehouse.ingest import MODELS as STAGED_MODELS  # the loader's own table → model map
 
-    return {**STAGED_MODELS, **CORE_MODELS}
+    return {**STAGED_MODELS, **CORE_MODELS, **QUALITY_MODELS}
 
 
 def sql_literal(text: str) -> str:

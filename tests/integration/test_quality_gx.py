@@ -10,6 +10,8 @@ import duckdb
 import pytest
 import quality_fixture as qf
 
+from schemas.checks import validate_table
+from schemas.quality import QUALITY_MODELS
 from warehouse.quality_gx import run_gx
 from warehouse.quality_report import build_quality_report
 
@@ -81,6 +83,12 @@ def test_gx_finds_planted_problems_and_stores_no_values(home):
     text = _all_text(home) + "\n".join(map(str, rows))
     leaked = [s for s in qf.SECRETS if s in text]
     assert leaked == []
+
+    # the bookkeeping tables the report reads keep their contracts (schemas/quality.py)
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    for table in QUALITY_MODELS:
+        assert validate_table(con, table)[:3] == (True, 0, {}), table
+    con.close()
 
     # the same run again replaces its rows
     run_gx(home, qf.RUN_2, as_of=AS_OF)

@@ -31,6 +31,11 @@ CONTRACT_TABLES = {
     "staging.stg_lab_csv__lab_result",
     "staging.stg_dexa__scan",
     "staging.stg_meds__medication",
+    "raw.files",
+    "raw.runs",
+    "quality.quarantine",
+    "quality.run_feed_stats",
+    "quality.gx_results",
 }
 
 
