@@ -49,6 +49,7 @@ CHECK_MEANINGS = {
     "future_date": "Collection / scan / start date after the run date.",
     "duplicate_file": "Identical bytes already received under another name.",
     "unreadable_file": "The whole file could not be staged (parser or validation error).",
+    "file_too_large": "A non-streaming file above the size limit; split the export.",
     "schema_violation": "A staged column broke its Pandera contract.",
 }
 
