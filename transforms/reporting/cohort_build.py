@@ -186,5 +186,30 @@ def build_content(
     )
     sections = [comparison_section(c, selections, cfg, data) for c in cfg.comparisons]
     preview = preview_table(sections, cfg)
-    html = render(TITLE, list(meta), [overview, *sections])
-    return ReportContent(html, [overview, *sections], preview.to_markdown())
+    everything = [overview, *sections, methods_section(cfg)]
+    html = render(TITLE, list(meta), everything)
+    return ReportContent(html, everything, preview.to_markdown())
+
+
+def methods_section(cfg: CohortConfig) -> Section:
+    s = cfg.settings
+    return Section(
+        "methods",
+        "Definitions",
+        intro=[
+            "Sources: core.dim_patient, core.medication_exposure (anastrozole days = sum of "
+            "episode days), marts.feat_e2_exposure (overall window: follow-up, fraction of "
+            "interpolated days below each threshold), marts.feat_bmd_trend (OLS slope of BMD "
+            "on years since the first scan), core.fct_lab_result and core.fct_dexa_scan.",
+            "Baseline = the patient's first value of each measure. 1-year value = the value "
+            f"whose date is closest to baseline + {s.one_year_target_days} days among dates "
+            f"within ± {s.one_year_window_days} days of it (tie: the earlier date).",
+            f"Lab results with status {', '.join(s.result_statuses)}; a censored '<L' result "
+            f"counts as L × {s.censored_fraction:g}; several results on one date: their mean. "
+            "BMD per scan date: the mean over the sides measured; sBMD/1000 when the "
+            "patient-site's trend uses sBMD. Age = year of the first E2 − birth year.",
+            "Group statistics: mean, SD, 95 % CI = mean ± t(0.975, n−1)·SD/√n; two-sided "
+            "Welch t-test between groups; OLS of slope (%/year) on the fraction of time with "
+            f"E2 < {s.regression_threshold_pg_ml:g} pg/mL, groups pooled.",
+        ],
+    )
