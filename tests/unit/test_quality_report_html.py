@@ -244,3 +244,11 @@ def test_files_needing_attention_come_first_and_all_files_are_folded():
     folded = files.split("<details>", 1)[1]
     assert "All 2 files of this run" in folded
     assert "abababababab" in folded and "cdcdcdcdcdcd" in folded
+
+
+def test_every_quarantine_check_is_explained():
+    from schemas.validate import SCHEMA_VIOLATION
+    from transforms.records import CHECK_NAMES
+    from transforms.reporting.quality_html import CHECK_MEANINGS
+
+    assert set(CHECK_MEANINGS) == {*CHECK_NAMES, SCHEMA_VIOLATION}
