@@ -15,7 +15,7 @@ site_lsc AS (
     SELECT unnest($bmd_sites) AS site, unnest($lsc_g_cm2) AS lsc_g_cm2
 ),
 
-scan_rows AS (
+scan_rows AS NOT MATERIALIZED (
     SELECT
         s.patient_key,
         s.site,
