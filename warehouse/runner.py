@@ -143,6 +143,9 @@ def materialize(
         {"n": table},
     ).fetchone()[0]
     if all_patients or not exists:
+        # a table that does not exist yet is built for every patient: built for the touched
+        # ones only, it would stay incomplete through all later incremental runs
+        args = bind(sql, {**p, "all_patients": True})
         con.execute("CREATE OR REPLACE TABLE " + table + " AS " + sql, args)  # noqa: S608
     else:
         where = " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"

@@ -117,3 +117,18 @@ def test_refresh_of_no_patient_changes_nothing():
     assert runner.materialize(con, E2, default_params(), patient_keys=[]) == len(before[0])
     assert runner.materialize(con, BMD, default_params(), patient_keys=[]) == len(before[1])
     assert (e2_rows(con), bmd_rows(con)) == before
+
+
+def test_incremental_run_on_a_missing_mart_builds_every_patient():
+    # runner fix: the first run of a pipeline may be incremental; the mart must not end up
+    # holding only the touched patients
+    con = new_warehouse()
+    labs, scans, episodes = random_cohort(4, n_patients=6)
+    insert(con, labs)
+    insert(con, scans)
+    build(con, patient_keys=["p01"])
+    partial_first = e2_rows(con), bmd_rows(con)
+    build(con)
+    assert_rows_equal(partial_first[0], e2_rows(con))
+    assert_rows_equal(partial_first[1], bmd_rows(con))
+    assert len({k[0] for k in partial_first[0]}) == 6
