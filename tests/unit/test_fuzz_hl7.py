@@ -102,8 +102,15 @@ def test_random_bytes_after_a_plausible_header(tail, sep):
 
 
 # --------------------------------------------------------------------------- structure-aware
-ENCODINGS = [("|", "^~\\&"), ("|", "^~\\&#"), ("#", "$%@!"), ("|", "^^\\&"), ("a", "^~\\&")]
-TIMESTAMPS = ["20230105083000-0500", "20230105", "2023", "20231399", "", "2023010508300", "x"]
+# valid choices repeated so that most generated messages get deep into the parser
+ENCODINGS = [("|", "^~\\&")] * 12 + [("|", "^~\\&#"), ("#", "$%@!"), ("|", "^^\\&"), ("a", "^~\\&")]
+TIMESTAMPS = ["20230105083000-0500", "20230105"] * 8 + [
+    "2023",
+    "20231399",
+    "",
+    "2023010508300",
+    "x",
+]
 VALUES = [
     ("NM", "18.4"),
     ("NM", "<5"),
@@ -129,23 +136,24 @@ def hl7_file(draw) -> tuple[bytes, tuple[str, ...]]:
     for m in range(draw(st.integers(1, 4))):
         fs, chars = draw(st.sampled_from(ENCODINGS))
         cs = chars[0]
-        mtype = draw(st.sampled_from(["ORU^R01^ORU_R01", "ORU", "ADT^A01", "OUL^R22"]))
+        mtype = draw(st.sampled_from(["ORU^R01^ORU_R01"] * 10 + ["ORU", "ADT^A01", "OUL^R22"]))
+        mtype = mtype.replace("^", cs)
         segs = [
             fs.join(
                 ["MSH", chars, "LABWH_LIS", "NORTH_CLINIC", "LABWH", "LABWH"]
                 + [draw(st.sampled_from(TIMESTAMPS)), "", mtype, f"MSG{m}", "P", "2.5.1"]
             )
         ]
-        for _ in range(draw(st.integers(0, 2))):
-            if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 2))):
+            if draw(st.integers(0, 5)):  # mostly with a PID
                 mrn = draw(st.sampled_from((*MRNS, "")))
                 name = draw(st.sampled_from(FAMILY)) + cs + draw(st.sampled_from(GIVEN))
                 pid3 = mrn + cs * 3 + "NORTH_CLINIC" + cs + "MR" if mrn else ""
                 segs.append(
                     fs.join(["PID", "1", "", pid3, "", name, "", draw(st.sampled_from(BIRTH)), "M"])
                 )
-            for _ in range(draw(st.integers(0, 2))):
-                if draw(st.booleans()):
+            for _ in range(draw(st.integers(1, 2))):
+                if draw(st.integers(0, 5)):  # mostly with an OBR
                     obr = [
                         "OBR",
                         "1",
@@ -157,7 +165,7 @@ def hl7_file(draw) -> tuple[bytes, tuple[str, ...]]:
                         draw(st.sampled_from(TIMESTAMPS)),
                     ]
                     segs.append(fs.join(obr + [""] * 17 + ["F"]))
-                for k in range(draw(st.integers(0, 3))):
+                for k in range(draw(st.integers(1, 3))):
                     vtype, value = draw(st.sampled_from(VALUES))
                     obx = ["OBX", str(k + 1), vtype, draw(st.sampled_from(CODES)), "", value]
                     obx += [draw(st.sampled_from(UNITS)), "", "", "", "", "F", "", ""]
@@ -189,31 +197,37 @@ def test_structure_aware_messages(case):
 INJECT = [b"|", b"^", b"~", b"\\", b"&", b"\r", b"\n", b"\x0b", b"\x1c", b"\x00", b"\xff", b"MSH|"]
 
 
+def mutate(data: bytes, rnd, inject: list[bytes], max_ops: int = 6) -> bytes:
+    """Random edits spread uniformly over the file (shared with the CSV fuzz tests)."""
+    out = bytearray(data)
+    for _ in range(rnd.randint(1, max_ops)):
+        if not out:
+            break
+        i = rnd.randrange(len(out))
+        j = min(len(out), i + rnd.randint(1, 64))
+        op = rnd.choice(["flip", "cut", "dup", "inject", "truncate", "swap"])
+        if op == "flip":
+            out[i] ^= 1 << rnd.randrange(8)
+        elif op == "cut":
+            del out[i:j]
+        elif op == "dup":
+            out[i:i] = out[i:j]
+        elif op == "inject":
+            out[i:i] = rnd.choice(inject)
+        elif op == "truncate":
+            del out[i:]
+        else:  # swap two lines
+            lines = bytes(out).splitlines(keepends=True)
+            a, b = rnd.randrange(len(lines)), rnd.randrange(len(lines))
+            lines[a], lines[b] = lines[b], lines[a]
+            out = bytearray(b"".join(lines))
+    return bytes(out)
+
+
 @st.composite
 def mutated_corpus(draw) -> bytes:
-    data = bytearray(draw(st.sampled_from(CORPUS_FILES)).read_bytes())
-    for _ in range(draw(st.integers(1, 6))):
-        if not data:
-            break
-        i = draw(st.integers(0, len(data) - 1))
-        j = min(len(data), i + draw(st.integers(1, 64)))
-        op = draw(st.sampled_from(["flip", "cut", "dup", "inject", "truncate", "swap"]))
-        if op == "flip":
-            data[i] ^= 1 << draw(st.integers(0, 7))
-        elif op == "cut":
-            del data[i:j]
-        elif op == "dup":
-            data[i:i] = data[i:j]
-        elif op == "inject":
-            data[i:i] = draw(st.sampled_from(INJECT))
-        elif op == "truncate":
-            del data[i:]
-        else:  # swap two segments
-            segs = bytes(data).split(b"\r")
-            a, b = draw(st.integers(0, len(segs) - 1)), draw(st.integers(0, len(segs) - 1))
-            segs[a], segs[b] = segs[b], segs[a]
-            data = bytearray(b"\r".join(segs))
-    return bytes(data)
+    data = draw(st.sampled_from(CORPUS_FILES)).read_bytes()
+    return mutate(data, draw(st.randoms(use_true_random=False)), INJECT)
 
 
 @pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus not present")

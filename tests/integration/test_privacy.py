@@ -1,0 +1,310 @@
+"""Privacy: patient identifiers stay in the restricted identity store and nowhere else.
+
+A generated cohort goes through the whole Dagster pipeline in a subprocess whose every
+Python logger is at DEBUG (Dagster's console logger too), and whose stdout/stderr are kept;
+then the run's Dagster event log, everything under ``$LABWH_HOME/dagster``, the CLI outputs
+(`labwh quarantine list`, `labwh sql --csv` on the quarantine), every table and view of the
+writer's warehouse and of the published snapshot, and every report file are searched for the
+cohort's MRNs (and other PID-3 identifiers), family and given names and birth dates (ISO,
+HL7, US and German spellings). The identifiers searched for are read back from the identity
+store itself, so every identifier the feeds carried is covered.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "privacy-test-key"
+
+RUN = textwrap.dedent(
+    """
+    import logging, sys
+    from pathlib import Path
+    fmt = "%(name)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, force=True, format=fmt)
+    from pipelines.cli import _print_run_summary, run_pipeline
+    from warehouse.home import Home
+    handler = logging.StreamHandler(sys.stderr)
+    for name in list(logging.root.manager.loggerDict):
+        lg = logging.getLogger(name)
+        lg.setLevel(logging.DEBUG)
+        if not lg.propagate:
+            lg.addHandler(handler)
+    home = Home.from_env()
+    debug = {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
+    result = run_pipeline(home, Path(sys.argv[1]), run_config=debug)
+    _print_run_summary(home, result.run_id)
+    import dagster as dg
+    instance = dg.DagsterInstance.get()
+    for entry in instance.all_logs(result.run_id):
+        print("EVENT", repr(entry))
+    """
+)
+
+
+def _python(env, *args):
+    out = subprocess.run(
+        [sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def _cli(env, *args) -> str:
+    out = _python(env, "-m", "pipelines.cli", *args)
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    from transforms.generate import generate
+
+    base = tmp_path_factory.mktemp("privacy")
+    generate(6, 21, base / "gen")
+    home = base / "home"
+    env = {
+        **os.environ,
+        "LABWH_HOME": str(home),
+        "LABWH_HMAC_KEY": KEY,
+        "DAGSTER_HOME": str(home / "dagster"),
+        "PYTHONPATH": str(ROOT),
+    }
+    run = _python(env, "-c", RUN, str(base / "gen" / "landing"))
+    outputs = {"run stdout": run.stdout, "run stderr (DEBUG logs)": run.stderr}
+    outputs["quarantine list"] = _cli(env, "quarantine", "list", "--all")
+    outputs["sql --csv quarantine"] = _cli(
+        env, "sql", "--csv", "-c", "SELECT * FROM quality.quarantine"
+    )
+    try:
+        import pipelines.reports  # noqa: F401  (built by another helper; optional here)
+
+        outputs["report"] = _cli(env, "report")
+    except ImportError:
+        pass
+    return {"home": home, "gen": base / "gen", "outputs": outputs}
+
+
+def identifiers(identity_db: Path) -> dict[str, set[str]]:
+    """Every identifier of the cohort, in the spellings feeds and tools use."""
+    con = duckdb.connect(str(identity_db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT identifier, family_name, given_name, birth_date FROM patient_identifier"
+        ).fetchall()
+    finally:
+        con.close()
+    out: dict[str, set[str]] = {"identifier": set(), "name": set(), "birth_date": set()}
+    for ident, family, given, birth in rows:
+        out["identifier"].add(ident)
+        for name in (family, given):
+            if name and len(name) >= 3:
+                out["name"].update({name, name.upper()})
+        if birth:
+            y, m, d = birth.split("-")
+            out["birth_date"].update({birth, f"{y}{m}{d}", f"{m}/{d}/{y}", f"{d}.{m}.{y}"})
+    return out
+
+
+def find_identifiers(text: str, ids: dict[str, set[str]]) -> list[str]:
+    text = html.unescape(text)
+    hits = []
+    for kind, values in ids.items():
+        for v in values:
+            if re.search(r"(?<![\w])" + re.escape(v) + r"(?![\w])", text):
+                hits.append(f"{kind} {v[:3]}…")
+    return hits
+
+
+def database_text(path: Path) -> dict[str, str]:
+    """Every table and view of a DuckDB file as text (all columns cast to VARCHAR)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+            "UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() "
+            "WHERE NOT internal"
+        ).fetchall()
+        out = {}
+        for (name,) in names:
+            rows = con.execute("SELECT * FROM " + name).fetchall()  # noqa: S608
+            out[name] = "\n".join("|".join(map(str, r)) for r in rows)
+        return out
+    finally:
+        con.close()
+
+
+def test_the_cohort_has_identifiers_to_look_for(full_run):
+    ids = identifiers(full_run["home"] / "restricted" / "identity.duckdb")
+    assert len(ids["identifier"]) >= 6 and ids["name"] and ids["birth_date"]
+    # the search really finds them where they are: in the landing files
+    landing = "".join(
+        p.read_bytes().decode("utf-8", "replace")
+        for p in (full_run["gen"] / "landing").rglob("*")
+        if p.is_file() and "lunar" not in p.parts
+    )
+    found = find_identifiers(landing, ids)
+    assert any(h.startswith("identifier") for h in found)
+    assert any(h.startswith("birth_date") for h in found)
+    assert any(h.startswith("name") for h in found)
+
+
+def test_no_identifier_in_logs_console_or_cli_output(full_run):
+    ids = identifiers(full_run["home"] / "restricted" / "identity.duckdb")
+    outputs = full_run["outputs"]
+    assert "DEBUG" in outputs["run stderr (DEBUG logs)"]  # the capture really is at DEBUG
+    assert "EVENT" in outputs["run stdout"]
+    leaks = {name: find_identifiers(text, ids) for name, text in outputs.items()}
+    assert not any(leaks.values()), leaks
+
+
+def test_no_identifier_in_dagster_storage_or_compute_logs(full_run):
+    ids = identifiers(full_run["home"] / "restricted" / "identity.duckdb")
+    leaks = {}
+    for path in (full_run["home"] / "dagster").rglob("*"):
+        if path.is_file():
+            hits = find_identifiers(path.read_bytes().decode("utf-8", "replace"), ids)
+            if hits:
+                leaks[str(path.relative_to(full_run["home"]))] = hits
+    assert not leaks
+
+
+@pytest.mark.parametrize("db", ["published/analytics.duckdb", "warehouse.duckdb"])
+def test_no_identifier_in_any_table_of_the_warehouse_or_the_snapshot(full_run, db):
+    ids = identifiers(full_run["home"] / "restricted" / "identity.duckdb")
+    tables = database_text(full_run["home"] / db)
+    assert any(t.startswith("core.") for t in tables)
+    leaks = {t: hits for t, text in tables.items() if (hits := find_identifiers(text, ids))}
+    assert not leaks
+
+
+def test_no_identifier_in_reports(full_run):
+    ids = identifiers(full_run["home"] / "restricted" / "identity.duckdb")
+    reports = [p for p in (full_run["home"] / "reports").rglob("*") if p.is_file()]
+    if not reports:
+        pytest.skip("no report built (pipelines.reports not available)")
+    leaks = {
+        p.name: hits
+        for p in reports
+        if (hits := find_identifiers(p.read_bytes().decode("utf-8", "replace"), ids))
+    }
+    assert not leaks
+
+
+def test_identity_store_is_owner_only(full_run):
+    restricted = full_run["home"] / "restricted"
+    assert stat.S_IMODE(restricted.stat().st_mode) == 0o700
+    assert stat.S_IMODE((restricted / "identity.duckdb").stat().st_mode) == 0o600
+
+
+def test_generated_hmac_key_file_is_owner_only(tmp_path, monkeypatch):
+    from warehouse.home import Home
+
+    monkeypatch.delenv("LABWH_HMAC_KEY", raising=False)
+    old = os.umask(0)  # even with a permissive umask
+    try:
+        home = Home(tmp_path / "home")
+        key = home.hmac_key()
+    finally:
+        os.umask(old)
+    assert len(key) >= 32 and key == home.hmac_key()  # stable once written
+    assert stat.S_IMODE(home.key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.identity_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG warehouse/ingest.py _archive / warehouse/home.py ensure: archive/ keeps the "
+    "received bytes (MRNs, names, birth dates) with the default umask (dirs 0755, files "
+    "0644): any local user can read identifiers the restricted folder protects",
+)
+def test_archive_of_received_bytes_is_owner_only(full_run):
+    archive = full_run["home"] / "archive"
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in [archive, *archive.rglob("*")]}
+    assert all(m & 0o077 == 0 for m in modes), sorted(oct(m) for m in modes)
+
+
+NORTH = (
+    "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
+    "AccessionNo,Status\n"
+    "MRN0000042,DOE, JOHN, JR,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"
+    "10-40,N,A1,F\n"
+)
+
+
+def test_quarantine_excerpt_of_a_misaligned_row_holds_no_birth_date(home, tmp_path):
+    """A row widened by an unquoted "Family, Given, Suffix" name: its excerpt used to be cut
+    from shifted cells and quoted the birth date (found by the fuzz tests, fixed in fc3396d)."""
+    from warehouse import steps
+
+    landing = tmp_path / "landing"
+    (landing / "lab_csv" / "northlab").mkdir(parents=True)
+    (landing / "lab_csv" / "northlab" / "r.csv").write_text(NORTH)
+    steps.start_run(home, "r", landing)
+    steps.land(home, landing, "r")
+    steps.stage(home, "lab_csv", "r")
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    text = " ".join(
+        f"{reason} {excerpt}"
+        for reason, excerpt in con.execute(
+            "SELECT reason, excerpt FROM quality.quarantine"
+        ).fetchall()
+    )
+    con.close()
+    assert text.strip(), "the widened row was quarantined"
+    for secret in ("MRN0000042", "1958-03-12", "DOE", "JOHN"):
+        assert secret not in text, text
+
+
+WRONG_CELL = {
+    # a name typed into the collection-time cell (same cell count: nothing looks shifted)
+    "northlab": (
+        "lab_csv/northlab/r.csv",
+        "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
+        "AccessionNo,Status\n"
+        'MRN0000042,"DOE, JOHN",1958-03-12,"DOE, JOHN",E2SENS,Estradiol,18.4,pg/mL,10-40,N,A1,F\n',
+    ),
+    # a name typed into the scan-date cell
+    "hologic": (
+        "dexa/hologic/r.csv",
+        "PAT_ID,PAT_NAME,DOB,SEX,SCAN_ID,SCAN_DATE,SCAN_TYPE,SIDE,INSTRUMENT,SERIAL_NUMBER,"
+        "SOFTWARE_VERSION,L1_BMD\n"
+        'MRN0000042,"DOE, JOHN",12/07/1969,M,A1,"DOE, JOHN",Spine,,Horizon A,301245,13.6,0.8\n',
+    ),
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG transforms/csv_labs.py _parse_row ('collection time {cell!r}') and "
+    "transforms/dexa.py _scan_rows ('scan date {cell!r}', excerpt = scan date cell): a name "
+    "typed into a date cell is quoted in quality.quarantine.reason / excerpt",
+)
+@pytest.mark.parametrize("feed", sorted(WRONG_CELL))
+def test_reason_does_not_quote_a_name_typed_into_a_date_cell(home, tmp_path, feed):
+    from warehouse import steps
+
+    name, text = WRONG_CELL[feed]
+    landing = tmp_path / "landing"
+    (landing / name).parent.mkdir(parents=True)
+    (landing / name).write_text(text)
+    steps.start_run(home, "r", landing)
+    steps.land(home, landing, "r")
+    steps.stage(home, name.split("/")[0], "r")
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    rows = con.execute("SELECT reason, excerpt FROM quality.quarantine").fetchall()
+    con.close()
+    assert rows, "the row was quarantined"
+    text = " ".join(f"{reason} {excerpt}" for reason, excerpt in rows)
+    for secret in ("MRN0000042", "DOE", "JOHN"):
+        assert secret not in text, text
