@@ -9,9 +9,10 @@ in its own subprocess so that peak RSS (ru_maxrss) is that side's alone:
   labnorm normalization) and ``INSERT INTO t SELECT * FROM df`` per chunk into an on-disk
   DuckDB database.
 - ``baseline``: what a typical engineer writes with the ``hl7`` package: split the file into
-  messages, ``hl7.parse`` each, walk OBX, build dict rows (same pseudonymized patient key,
-  parsed timestamps and numbers), insert every 10,000 rows through a polars DataFrame. It
-  runs on the first ``--baseline-messages`` messages; its rate is extrapolated to the file.
+  messages, ``hl7.parse`` each, walk OBX, build one dict per OBX with the same staged columns
+  (same pseudonymized key, the same shared timestamp conversion, numbers), and every 10,000
+  rows make a polars DataFrame, run the same labnorm normalization and insert it. It runs on
+  the first ``--baseline-messages`` messages; its rate is extrapolated to the file.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,109 +86,164 @@ def _cpu_seconds() -> float:
     )
 
 
-def run_fast(path: Path, db: Path, workers: int, chunk_messages: int) -> dict:
+def _connect(db: Path):
+    """The staged-table database, set up the same way for both sides."""
     import duckdb
 
+    from schemas.staging import StgLabResult, empty_frame
+
+    con = duckdb.connect(str(db))
+    con.execute("SET memory_limit = '256MB'")  # table pages go to disk, not to RSS
+    con.execute("SET preserve_insertion_order = false")  # rows carry their position
+    empty = empty_frame(StgLabResult)  # noqa: F841 (read by DuckDB's replacement scan)
+    con.execute("CREATE TABLE t AS SELECT * FROM empty")
+    return con
+
+
+def _insert(con, df) -> int:
+    """Append a staged frame to table t (DuckDB reads the polars frame in place)."""
+    con.execute("INSERT INTO t SELECT * FROM df")
+    return df.height
+
+
+def run_fast(path: Path, db: Path, workers: int, chunk_messages: int) -> dict:
     from transforms.hl7 import iter_parse_hl7_file
     from transforms.pseudonym import make_pseudonymizer
 
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    con = duckdb.connect(str(db))
+    con = _connect(db)
     rows = rejects = 0
-    created = False
-    for part in iter_parse_hl7_file(
-        path,
-        file_sha256=sha,
-        pseudonymize=make_pseudonymizer(SECRET),
-        chunk_messages=chunk_messages,
-        workers=workers,
-    ):
-        df = part.rows  # noqa: F841 (read by DuckDB's replacement scan)
-        if not created:
-            con.execute("CREATE TABLE t AS SELECT * FROM df")
-            created = True
-        else:
-            con.execute("INSERT INTO t SELECT * FROM df")
-        rows += part.rows.height
-        rejects += len(part.rejects)
-        del part, df  # hold one chunk at a time, not two, while the next is parsed
+    # DuckDB releases the GIL: chunk k is inserted by a writer thread while chunk k+1 parses
+    with ThreadPoolExecutor(1) as writer:
+        pending = None
+        for part in iter_parse_hl7_file(
+            path,
+            file_sha256=sha,
+            pseudonymize=make_pseudonymizer(SECRET),
+            chunk_messages=chunk_messages,
+            workers=workers,
+        ):
+            if pending is not None:
+                rows += pending.result()
+            pending = writer.submit(_insert, con, part.rows)
+            rejects += len(part.rejects)
+            del part  # hold at most the chunk being inserted and the one being parsed
+        if pending is not None:
+            rows += pending.result()
     stored = con.execute("SELECT count(*) FROM t").fetchone()[0]
     con.close()
     return {"rows": rows, "stored": stored, "rejects": rejects}
 
 
 def run_baseline(path: Path, db: Path, limit: int, _unused: int = 0) -> dict:
-    """The per-message loop with python-hl7 (timed over the first ``limit`` messages)."""
-    import duckdb
+    """The per-message loop with python-hl7 (timed over the first ``limit`` messages).
+
+    It builds the same staged table: the same columns from the message, the same shared
+    timestamp conversion and normalization (labnorm, per batch of 10,000 rows).
+    """
     import hl7
     import polars as pl
 
+    from schemas.staging import StgLabResult, columns_of
+    from transforms.catalog import load_catalog
+    from transforms.hl7.timestamps import parse_dtm
+    from transforms.labnorm import normalize_lab_results
     from transforms.pseudonym import make_pseudonymizer
 
+    schema = columns_of(StgLabResult)
+    catalog = load_catalog()
     pseudonymize = make_pseudonymizer(SECRET)
+    tz = "America/New_York"
 
-    def ts(value: str):
-        if not value:
-            return None
-        return dt.datetime.strptime(value[:14], "%Y%m%d%H%M%S")
+    def get(seg, field: int, component: int = 1) -> str:
+        try:
+            value = seg(field)(1)
+        except IndexError:
+            return ""
+        if isinstance(value, str):
+            return value if component == 1 else ""
+        try:
+            return str(value(component))
+        except IndexError:
+            return ""
 
     text = path.read_text(encoding="utf-8").replace("\r\n", "\r").replace("\n", "\r")
     raw_messages = ["MSH" + m for m in text.split("\rMSH") if m]
     raw_messages[0] = raw_messages[0][3:]
-    con = duckdb.connect(str(db))
+    con = _connect(db)
     batch: list[dict] = []
-    created = False
     stored = 0
 
     def flush() -> None:
-        nonlocal created, stored
-        df = pl.DataFrame(batch)  # noqa: F841 (read by DuckDB)
-        if created:
-            con.execute("INSERT INTO t SELECT * FROM df")
-        else:
-            con.execute("CREATE TABLE t AS SELECT * FROM df")
-            created = True
-        stored += len(batch)
+        nonlocal stored
+        frame = pl.DataFrame(batch, schema=schema)
+        df, _rejects = normalize_lab_results(frame, local_codes={}, catalog=catalog)
+        stored += _insert(con, df)
         batch.clear()
 
     n = 0
-    for raw in raw_messages[:limit]:
+    for i, raw in enumerate(raw_messages[:limit]):
         msg = hl7.parse(raw)
         msh = msg.segment("MSH")
         pid = msg.segment("PID")
-        mrn = str(pid(3)(1)(1))
-        authority = str(pid(3)(1)(4)) or str(msh(4))
-        key = pseudonymize(authority, mrn)
+        key = pseudonymize(get(pid, 3, 4) or get(msh, 4), get(pid, 3, 1))
+        header = {
+            "file_sha256": "x" * 64,
+            "source_system": get(msh, 3),
+            "sending_application": get(msh, 3),
+            "sending_facility": get(msh, 4),
+            "message_control_id": get(msh, 10),
+            "hl7_version": get(msh, 12),
+            "message_at": parse_dtm(get(msh, 7), tz),
+            "message_index": i,
+            "patient_key": key,
+            "birth_year": int(get(pid, 7)[:4]),
+            "sex": get(pid, 8),
+        }
         obr = None
-        for seg in msg:
+        for j, seg in enumerate(msg):
             sid = str(seg(0))
             if sid == "OBR":
                 obr = seg
             elif sid == "OBX":
-                vtype = str(seg(2))
+                vtype = get(seg, 2)
                 value = str(seg(5))
                 comparator = None
                 num = None
                 if vtype == "SN":
-                    comparator = str(seg(5)(1)(1)) or None
-                    num = float(str(seg(5)(1)(2)))
+                    comparator = get(seg, 5, 1) or None
+                    num = float(get(seg, 5, 2))
                 elif vtype == "NM" and value:
                     num = float(value)
+                observed = parse_dtm(get(seg, 14), tz)
                 batch.append(
                     {
-                        "message_control_id": str(msh(10)),
-                        "sending_application": str(msh(3)),
-                        "message_at": ts(str(msh(7))),
-                        "patient_key": key,
-                        "filler_order_number": str(obr(3)(1)(1)) if obr else None,
-                        "collected_at": ts(str(obr(7))) if obr else None,
-                        "source_code": str(seg(3)(1)(1)),
-                        "alt_code": str(seg(3)(1)(4)),
+                        **header,
+                        "position": f"m{i}/s{j}",
+                        "segment_index": j,
+                        "filler_order_number": get(obr, 3) if obr else None,
+                        "placer_order_number": get(obr, 2) if obr else None,
+                        "order_status": get(obr, 25) if obr else None,
+                        "collected_at": (parse_dtm(get(obr, 7), tz) if obr else None) or observed,
+                        "observed_at": observed,
+                        "source_code": get(seg, 3, 1),
+                        "source_text": get(seg, 3, 2),
+                        "source_code_system": get(seg, 3, 3),
+                        "alt_code": get(seg, 3, 4),
+                        "alt_text": get(seg, 3, 5),
+                        "alt_code_system": get(seg, 3, 6),
+                        "sub_id": get(seg, 4),
                         "value_type": vtype,
-                        "value": num,
+                        "original_value": value,
+                        "original_unit": get(seg, 6),
+                        "value_num_original": num,
                         "comparator": comparator,
-                        "unit": str(seg(6)),
-                        "result_status": str(seg(11)),
+                        "value_text": None if num is not None else value,
+                        "reference_range": get(seg, 7),
+                        "abnormal_flags": get(seg, 8),
+                        "result_status": get(seg, 11),
+                        "method": get(seg, 17) or None,
+                        "is_mapped": False,
                     }
                 )
                 if len(batch) >= 10_000:

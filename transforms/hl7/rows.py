@@ -192,9 +192,9 @@ class ChunkParser:
         self.groups: list[tuple] = []  # one tuple per group, in GROUP_COLUMNS order
         self.rows: list[tuple] = []  # one tuple per OBX: group number, then OBX_COLUMNS
         self.rejects: list[Reject] = []
-        self.identities: dict[Identity, None] = {}
+        self.identities: dict[tuple, None] = {}  # Identity fields, first-seen order
         self.apps: set[str] = set()
-        self._new_identities: list[Identity] = []
+        self._new_identities: list[tuple] = []
         self.frames: list[pl.DataFrame] = []
         self.messages = 0
 
@@ -204,7 +204,7 @@ class ChunkParser:
         g_len = len(self.groups)
         o_len = len(self.rows)
         r_len = len(self.rejects)
-        self._new_identities: list[Identity] = []
+        self._new_identities: list[tuple] = []
         self._control_id = None
         enc = None
         try:
@@ -292,9 +292,12 @@ class ChunkParser:
                 original, num, comp, text, error = _value(vtype, f[5], enc)
                 observed = None
                 obs_bad = False
-                if f[14]:
+                ob = f[14]
+                if ob:
+                    if cs in ob or rs in ob or ec in ob:
+                        ob = first_component(ob, enc)
                     try:
-                        observed = parse_dtm_us(first_component(f[14], enc), tz)
+                        observed = parse_dtm_us(ob, tz)
                     except BadTimestamp:
                         obs_bad = True
                 collected = obr_collected if obr_collected is not None else observed
@@ -454,7 +457,9 @@ class ChunkParser:
             df = pl.concat(parts).sort("_order").drop("_order")
         rejects.sort(key=_position_key)
         return ParseResult(
-            rows=df.select(list(SCHEMA)), rejects=rejects, identities=list(self.identities)
+            rows=df.select(list(SCHEMA)),
+            rejects=rejects,
+            identities=[Identity(*fields) for fields in self.identities],
         )
 
 
@@ -479,16 +484,9 @@ def _read_patient(seg: str, enc: Encoding, fallback: str, pseudonymize) -> tuple
     name = components(f[5].split(enc.rs, 1)[0], enc, 2)
     family = name[0].split(enc.ss, 1)[0] or None
     given = name[1] or None
+    # Identity fields in order, as plain tuples (made into Identity once per chunk)
     identities = tuple(
-        Identity(
-            patient_key=key,
-            namespace=authority or fallback,
-            identifier=ident,
-            identifier_type=id_type or None,
-            family_name=family,
-            given_name=given,
-            birth_date=birth_date,
-        )
+        (key, authority or fallback, ident, id_type or None, family, given, birth_date)
         for ident, authority, id_type in reps
     )
     return key, birth_year, sex, identities

@@ -46,7 +46,7 @@ def _checked(parse, text: str | None, timezone: str):
 
 @lru_cache(maxsize=8192)
 def _parse_us(text: str, timezone: str):
-    value = _parse(text, timezone)
+    value = _convert(text, timezone)
     if value is _BAD or value is None:
         return value
     return (value - _EPOCH) // _ONE_US
@@ -54,6 +54,10 @@ def _parse_us(text: str, timezone: str):
 
 @lru_cache(maxsize=8192)
 def _parse(text: str, timezone: str):
+    return _convert(text, timezone)
+
+
+def _convert(text: str, timezone: str):
     m = _DTM.fullmatch(text.strip())
     if m is None:
         return None if not text.strip() else _BAD
@@ -72,13 +76,20 @@ def _parse(text: str, timezone: str):
         )
         if sign is None:
             return value
-        if int(oh) > 14 or int(om) > 59:
+        offset = _offset(sign, oh, om)
+        if offset is None:
             return _BAD
-        minutes = (int(oh) * 60 + int(om)) * (1 if sign == "+" else -1)
-        aware = value.replace(tzinfo=dt.timezone(dt.timedelta(minutes=minutes)))
-        return aware.astimezone(_zone(timezone)).replace(tzinfo=None)
+        return value.replace(tzinfo=offset).astimezone(_zone(timezone)).replace(tzinfo=None)
     except (ValueError, OverflowError):
         return _BAD
+
+
+@lru_cache(maxsize=256)
+def _offset(sign: str, hours: str, minutes: str) -> dt.timezone | None:
+    if int(hours) > 14 or int(minutes) > 59:
+        return None
+    total = (int(hours) * 60 + int(minutes)) * (1 if sign == "+" else -1)
+    return dt.timezone(dt.timedelta(minutes=total))
 
 
 @lru_cache(maxsize=64)
