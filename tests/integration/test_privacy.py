@@ -308,3 +308,58 @@ def test_reason_does_not_quote_a_name_typed_into_a_date_cell(home, tmp_path, fee
     text = " ".join(f"{reason} {excerpt}" for reason, excerpt in rows)
     for secret in ("MRN0000042", "DOE", "JOHN"):
         assert secret not in text, text
+
+
+# --------------------------------------------------------------------------- key rotation
+def test_rekey_leaves_no_value_derived_from_the_old_key(tmp_path, monkeypatch):
+    """After ``warehouse.rekey``, the warehouse equals one built from scratch with the new key,
+    and no old patient key (nor a derived DXA scan id) is left in the warehouse, the snapshot
+    or the identity store; the old identity store is set aside owner-only."""
+    from test_crash_safety import diff, run_steps, snapshot
+
+    from transforms.generate import generate
+    from warehouse.home import Home
+    from warehouse.rekey import rekey
+
+    generate(3, 8, tmp_path / "gen")
+    landing = tmp_path / "gen" / "landing"
+    monkeypatch.setenv("LABWH_HMAC_KEY", "old-key-" + "0" * 40)
+    home = Home(tmp_path / "home")
+    run_steps(home, landing)
+    old = database_text(home.warehouse)
+    old_keys = set(re.findall(r"pk_[0-9a-f]{20}", "\n".join(old.values())))
+    old_scan_ids = set(
+        re.findall(
+            r"hologic-\d{8}-\w+-[0-9a-f]{12}|lunar-\d{8}-\S+-[0-9a-f]{12}",
+            old["core.fct_dexa_scan"],
+        )
+    )
+    assert old_keys
+
+    monkeypatch.setenv("LABWH_HMAC_KEY", "new-key-" + "1" * 40)
+    result = rekey(home)
+    fresh = Home(tmp_path / "fresh")
+    run_steps(fresh, landing)
+    schemas = ("staging", "core", "marts")
+    assert not diff(snapshot(fresh.warehouse, schemas), snapshot(home.warehouse, schemas))
+    for db in (home.warehouse, home.published, home.identity_db):
+        text = "\n".join(database_text(db).values())
+        assert not [k for k in old_keys | old_scan_ids if k in text], db.name
+    aside = Path(result["old_identity_store"])
+    assert stat.S_IMODE(aside.stat().st_mode) == 0o600 and aside.parent == home.identity_dir
+
+
+def test_rekey_writes_a_new_owner_only_key_file(tmp_path, monkeypatch):
+    from warehouse.home import Home
+    from warehouse.rekey import write_key_file
+
+    monkeypatch.delenv("LABWH_HMAC_KEY", raising=False)
+    home = Home(tmp_path / "home")
+    first = home.hmac_key()
+    write_key_file(home, b"f" * 64)
+    assert home.hmac_key() == b"f" * 64 != first
+    assert stat.S_IMODE(home.key_file.stat().st_mode) == 0o600
+    assert [p.name for p in home.identity_dir.iterdir()] == ["hmac.key"]  # no temp file left
+    monkeypatch.setenv("LABWH_HMAC_KEY", "x" * 40)
+    with pytest.raises(RuntimeError):
+        write_key_file(home, b"g" * 64)
