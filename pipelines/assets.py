@@ -9,7 +9,9 @@ import time
 
 import dagster as dg
 
+from pipelines import reports
 from pipelines.resources import WarehouseResource
+from schemas.dictionary import apply_comments
 from transforms.landing import FEEDS
 from warehouse import params, steps
 from warehouse.publish import publish
@@ -161,9 +163,52 @@ def published_analytics(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     home = warehouse.get_home()
-    path = publish(home)
+    path = publish(home, comment_hook=apply_comments)
     steps.finish_run(home, context.run_id)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+
+QUALITY_REPORT = dg.AssetKey(["reports", "quality_report"])
+COHORT_REPORT = dg.AssetKey(["reports", "cohort_report"])
+
+
+@dg.asset(
+    key=QUALITY_REPORT,
+    deps=[PUBLISHED],
+    group_name="reports",
+    description="Great Expectations suites over the warehouse (Data Docs) and the quality report HTML.",
+)
+def quality_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    home = warehouse.get_home()
+    summary = reports.quality(home, context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(summary["html_path"]),
+            "gx_success": summary["gx_success"],
+            "gx_failed_expectations": summary["gx_failed"],
+        }
+    )
+
+
+@dg.asset(
+    key=COHORT_REPORT,
+    deps=[PUBLISHED],
+    group_name="reports",
+    description="Cohort report (self-contained HTML + PNG figures) from the published snapshot.",
+)
+def cohort_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    result = reports.cohort(warehouse.get_home(), context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(result["html_path"]),
+            "preview": dg.MetadataValue.md(result["preview_markdown"]),
+            "figures": len(result["figure_paths"]),
+        }
+    )
 
 
 all_assets = [
@@ -173,4 +218,6 @@ all_assets = [
     feature_marts,
     omop_views,
     published_analytics,
+    quality_report,
+    cohort_report,
 ]

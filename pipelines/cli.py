@@ -50,6 +50,7 @@ def run_pipeline(
     import dagster as dg
 
     from pipelines.assets import all_assets
+    from pipelines.checks import build_asset_checks
     from pipelines.resources import WarehouseResource
 
     home.ensure()
@@ -61,7 +62,7 @@ def run_pipeline(
     config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
     with instance:
         result = dg.materialize(
-            all_assets,
+            [*all_assets, *build_asset_checks()],
             resources=resources,
             instance=instance,
             run_config=config,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.assets import all_assets
+from pipelines.checks import build_asset_checks
 from pipelines.ops import all_job, feed_jobs, reprocess_job
 from pipelines.resources import WarehouseResource
 from pipelines.schedules import daily_schedule
@@ -14,6 +15,7 @@ everything = all_job
 
 defs = dg.Definitions(
     assets=all_assets,
+    asset_checks=build_asset_checks(),
     jobs=[all_job, *feed_jobs.values(), reprocess_job],
     sensors=landing_sensors,
     schedules=[daily_schedule],

@@ -78,3 +78,36 @@ def test_correction_arriving_first_ends_in_the_same_state(home, tmp_path):
     current, history = _state(home)
     assert current == [(22.5, "C", True, 2)]
     assert [(v, s) for v, s, *_ in history] == [(1, "F"), (2, "C")]
+
+
+def test_repeated_obx_without_sub_id_are_distinct_results_and_corrected_in_order(home, tmp_path):
+    two = (
+        "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{msh7}||ORU^R01|{ctrl}|P|2.5.1\r"
+        "PID|1||MRN7777777^^^NORTH_CLINIC^MR\r"
+        "OBR|1||FIL43^LABWH_LIS|HORM^Hormones^L|||20230105083000\r"
+        "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{a}|pg/mL|||||{st}\r"
+        "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{b}|pg/mL|||||{st}\r"
+    )
+    landing = tmp_path / "landing"
+    _deliver(
+        home,
+        landing,
+        "1.hl7",
+        two.format(msh7="20230105120000", ctrl="A", st="F", a=11, b=12),
+        "r1",
+    )
+    assert sorted(v for v, *_ in _state(home)[0]) == [11.0, 12.0]
+    # the correction re-sends both; the second OBX is corrected, the first unchanged
+    _deliver(
+        home,
+        landing,
+        "2.hl7",
+        two.format(msh7="20230106120000", ctrl="B", st="C", a=11, b=19),
+        "r2",
+    )
+    current, history = _state(home)
+    assert sorted((v, s, corrected) for v, s, corrected, _ in current) == [
+        (11.0, "C", True),
+        (19.0, "C", True),
+    ]
+    assert len(history) == 4

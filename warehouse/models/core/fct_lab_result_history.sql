@@ -27,6 +27,18 @@ accepted AS (
     ANTI JOIN held AS h USING (file_sha256, position)
 ),
 
+occurrences AS (
+    SELECT
+        *,
+        -- the k-th OBX with the same code and sub-id in one order of one message: repeated
+        -- OBX without OBX-4 are distinct results, not versions of one
+        row_number() OVER (
+            PARTITION BY file_sha256, message_index, filler_order_number, source_code, sub_id
+            ORDER BY segment_index, position
+        ) AS occurrence
+    FROM accepted
+),
+
 keyed AS (
     SELECT
         *,
@@ -34,7 +46,8 @@ keyed AS (
         CASE
             WHEN filler_order_number IS NOT NULL THEN
                 concat_ws('|', feed, coalesce(sending_facility, source_system), patient_key,
-                          filler_order_number, source_code, coalesce(sub_id, ''))
+                          filler_order_number, source_code, coalesce(sub_id, ''),
+                          CAST(occurrence AS VARCHAR))
             ELSE concat_ws('|', feed, source_system, patient_key, source_code,
                            coalesce(CAST(collected_at AS VARCHAR), file_sha256 || position))
         END AS result_key,
@@ -44,7 +57,7 @@ keyed AS (
             WHEN 'D' THEN 4 WHEN 'W' THEN 4
             ELSE 2
         END AS status_rank
-    FROM accepted
+    FROM occurrences
 ),
 
 ordered AS (

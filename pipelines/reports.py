@@ -1,0 +1,40 @@
+"""Building the reports (thin: the work is in warehouse/ and transforms/reporting)."""
+
+from __future__ import annotations
+
+from warehouse.cohort_report import build_cohort_report
+from warehouse.home import Home
+from warehouse.quality_report import build_quality_report
+
+
+def quality(home: Home, run_id: str) -> dict:
+    """GX suites (imported lazily: ~6 s), then the quality report of ``run_id``."""
+    from warehouse.quality_gx import run_gx
+
+    summary = run_gx(home, run_id)
+    path = build_quality_report(home, run_id)
+    failed = sum(t.get("n_failed", 0) for t in summary.get("tables", {}).values())
+    return {"html_path": str(path), "gx_success": bool(summary.get("success")), "gx_failed": failed}
+
+
+def cohort(home: Home, run_id: str | None = None) -> dict:
+    return build_cohort_report(home, run_id)
+
+
+def build_all(home: Home) -> dict[str, str]:
+    """Both reports for the latest run (``labwh report``)."""
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT run_id FROM raw.runs WHERE status <> 'failed' ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    run_id = row[0] if row else None
+    out = {}
+    if run_id:
+        out["quality report"] = quality(home, run_id)["html_path"]
+    out["cohort report"] = cohort(home, run_id)["html_path"]
+    return out
