@@ -21,7 +21,6 @@ import pandas as pd
 
 from transforms import feature_config
 from transforms.reporting import cohort_config
-from transforms.reporting.cohort_build import build_content
 from transforms.reporting.cohort_select import CohortData
 from warehouse.home import Home
 from warehouse.runner import bind
@@ -103,6 +102,10 @@ def build_cohort_report(
     per-run copy (default: the latest run in ``raw.runs`` that did not fail, else ``adhoc-<time>``).
     ``config_path``: cohort definitions (default ``config/cohorts.yaml``).
     """
+    # scipy.stats and matplotlib take seconds to import: only when a report is built, not
+    # when Dagster loads the definitions that reference this function
+    from transforms.reporting.cohort_build import build_content
+
     home = home if isinstance(home, Home) else Home.from_env(home)
     cfg = cohort_config.load(config_path)
     ingredient = feature_config.load().e2.anastrozole_ingredient
