@@ -27,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -96,7 +95,7 @@ def run_steps(home, landing, *, stop_after: str | None = None, progress=None) ->
     actions = {
         "start": lambda: steps.start_run(home, run_id, landing),
         "land": lambda: steps.land(home, landing, run_id),
-        **{f"stage:{f}": (lambda f=f: steps.stage(home, f, run_id)) for f in FEEDS},
+        **{f"stage:{f}": (lambda f=f: steps.stage(home, f, run_id, log=progress)) for f in FEEDS},
         "core": lambda: steps.build_core(home, params.core_params()),
         "features": lambda: steps.build_features(home, params.feature_params(), run_id),
         "omop": lambda: steps.build_omop(home),
@@ -286,15 +285,14 @@ def reference_ab(cohort, key_env):
     from warehouse.home import Home
 
     home = Home(cohort["base"] / "ref_ab")
-    t0 = time.perf_counter()
-    run_steps(home, cohort["AB"])
-    seconds = time.perf_counter() - t0
+    events = []
+    run_steps(home, cohort["AB"], progress=events.append)
     con = duckdb.connect(str(home.warehouse), read_only=True)
     try:
         per_file = per_file_counts(con)
     finally:
         con.close()
-    return {"tables": snapshot(home.warehouse), "per_file": per_file, "seconds": seconds}
+    return {"tables": snapshot(home.warehouse), "per_file": per_file, "events": len(events)}
 
 
 # --------------------------------------------------------------------------- tests
@@ -315,10 +313,18 @@ def _kill_loop(cohort, reference, tmp_path, kills: int, seed: int) -> dict:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        first = proc.stdout.readline()  # imports done: the clock starts now
+        first = proc.stdout.readline()  # imports done
         assert first.strip() == "ready", first + proc.stdout.read()
-        # growing windows: early kills hit landing / staging, later ones core → publish
-        delay = rng.uniform(0.02, reference["seconds"] * (i + 1) / kills)
+        # the kill point: after a random number of progress events (steps, staged files) of
+        # this run, plus a random delay, so kills land inside every step, not only the first
+        events = rng.randint(0, 2 * reference["events"] // kills)
+        last = "ready"
+        for _ in range(events):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            last = line.split("]")[0].strip("[ \n") if line.startswith("[") else line.strip()
+        delay = rng.uniform(0.0, 0.5)
         try:
             proc.wait(timeout=delay)
             killed = False
@@ -326,12 +332,10 @@ def _kill_loop(cohort, reference, tmp_path, kills: int, seed: int) -> dict:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             killed = True
-        output = proc.stdout.read().split()
-        last = output[-1] if output else "ready"
         problems = consistency_problems(home, reference["per_file"])
         done = sum(s[0] != "received" for s in _per_file(home).values())
-        state = f"killed after step {last}" if killed else "completed"
-        outcomes.append((i, round(delay, 2), state, f"{done} files staged"))
+        state = f"killed {delay:.2f}s after '{last}'" if killed else "completed"
+        outcomes.append((i, state, f"{done}/{len(reference['per_file'])} files staged"))
         assert not problems, f"after kill {i} ({outcomes[-1]}): {problems}"
     # the next, uninterrupted run completes every file exactly once
     done = subprocess.run(
@@ -362,7 +366,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(cohort, reference_ab
         "leftover temp snapshots:",
         result["snapshot_leftovers"],
     )
-    assert sum("killed" in o[2] for o in result["outcomes"]) >= DEFAULT_KILLS // 2
+    assert sum("killed" in o[1] for o in result["outcomes"]) >= DEFAULT_KILLS // 2
     # raw, staged, quarantine and core equal the uninterrupted run's, row for row; the
     # incremental marts are checked by the step-boundary test below
     _assert_same_data(reference_ab["tables"], result["home"], ("raw", "staging", "quality", "core"))

@@ -396,37 +396,46 @@ def test_quarantine_row_is_deterministic_for_multi_site_dexa_record(tmp_path, mo
 
 
 # --------------------------------------------------------------------------- memory
-PROBE_LOADER = textwrap.dedent(
+# peak RSS (kB) of the probe's own process image: ru_maxrss survives exec (a child of a big
+# pytest process would start at its parent's peak), /proc/self/status VmHWM does not
+HWM = textwrap.dedent(
     """
-    import resource, sys
+    import sys
+    from pathlib import Path as _P
+    def hwm():
+        status = _P("/proc/self/status").read_text().splitlines()
+        return int([x for x in status if x.startswith("VmHWM")][0].split()[1])
+    """
+)
+PROBE_LOADER = HWM + textwrap.dedent(
+    """
     from pathlib import Path
     import transforms.hl7 as h
     h.iter_parse_hl7_file.__kwdefaults__["chunk_messages"] = int(sys.argv[2])
     from warehouse import steps
     from warehouse.home import Home
     home = Home.from_env()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm()
     steps.start_run(home, "m", Path(sys.argv[1]))
     steps.land(home, Path(sys.argv[1]), "m")
     s = steps.stage(home, "hl7", "m")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = hwm()
     print(s.received, s.accepted, base // 1024, peak // 1024)
     """
 )
-PROBE_PARSER = textwrap.dedent(
+PROBE_PARSER = HWM + textwrap.dedent(
     """
-    import resource, sys
     from transforms.hl7 import framing, iter_parse_hl7_file
     from transforms.pseudonym import make_pseudonymizer
     framing.iter_messages.__defaults__ = (1 << 20,)  # 1 MiB read blocks instead of 8 MiB
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = hwm()
     n = 0
     path = sys.argv[1] + "/hl7/big.hl7"
     pseudo = make_pseudonymizer(b"k")
     chunk = int(sys.argv[2])
     for part in iter_parse_hl7_file(path, file_sha256="x", pseudonymize=pseudo, chunk_messages=chunk):
         n += part.rows.height
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = hwm()
     print(n, n, base // 1024, peak // 1024)
     """
 )

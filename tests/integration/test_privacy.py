@@ -267,6 +267,14 @@ def test_quarantine_excerpt_of_a_misaligned_row_holds_no_birth_date(home, tmp_pa
 
 
 WRONG_CELL = {
+    # a name typed into a numeric result (OBX-2 NM): the excerpt shows OBX-5 of NM values
+    "hl7": (
+        "hl7/r.hl7",
+        "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|L|L|20230105093000||ORU^R01|M1|P|2.5.1\r"
+        "PID|1||MRN0000042^^^NORTH_CLINIC^MR||DOE^JOHN||19580312|M\r"
+        "OBR|1||F1|H|||20230105083000\r"
+        "OBX|1|NM|E2^Estradiol^L^2243-4^E^LN||DOE JOHN|pg/mL|||||F\r",
+    ),
     # a name typed into the collection-time cell (same cell count: nothing looks shifted)
     "northlab": (
         "lab_csv/northlab/r.csv",
@@ -286,12 +294,13 @@ WRONG_CELL = {
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG transforms/csv_labs.py _parse_row ('collection time {cell!r}') and "
-    "transforms/dexa.py _scan_rows ('scan date {cell!r}', excerpt = scan date cell): a name "
-    "typed into a date cell is quoted in quality.quarantine.reason / excerpt",
+    reason="BUG transforms/csv_labs.py _parse_row ('collection time {cell!r}'), "
+    "transforms/dexa.py _scan_rows ('scan date {cell!r}', excerpt = scan date cell), "
+    "transforms/hl7/rows.py _obx_excerpt (OBX-5 of a rejected NM): a name typed into a "
+    "date / numeric cell is quoted in quality.quarantine.reason / excerpt",
 )
 @pytest.mark.parametrize("feed", sorted(WRONG_CELL))
-def test_reason_does_not_quote_a_name_typed_into_a_date_cell(home, tmp_path, feed):
+def test_reason_does_not_quote_a_name_typed_into_a_date_or_number_cell(home, tmp_path, feed):
     from warehouse import steps
 
     name, text = WRONG_CELL[feed]
