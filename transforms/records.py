@@ -21,6 +21,8 @@ FUTURE_DATE = "future_date"
 DUPLICATE_FILE = "duplicate_file"
 UNREADABLE_FILE = "unreadable_file"
 FILE_TOO_LARGE = "file_too_large"
+NO_RECORDS = "no_records"
+UNSUPPORTED_FILE = "unsupported_file"
 
 CHECK_NAMES = (
     MALFORMED_MESSAGE,
@@ -32,6 +34,8 @@ CHECK_NAMES = (
     DUPLICATE_FILE,
     UNREADABLE_FILE,
     FILE_TOO_LARGE,
+    NO_RECORDS,
+    UNSUPPORTED_FILE,
 )
 
 # (namespace, identifier) -> pseudonymous key

@@ -58,8 +58,10 @@ class Home:
     def ensure(self) -> Home:
         for d in (self.root, self.published.parent, self.reports, self.landing, self.archive):
             d.mkdir(parents=True, exist_ok=True)
-        self.identity_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.identity_dir, 0o700)
+        # identifiers live in the received bytes and the identity store: owner-only
+        for private in (self.identity_dir, self.archive):
+            private.mkdir(parents=True, exist_ok=True)
+            os.chmod(private, 0o700)
         return self
 
     def hmac_key(self) -> bytes:

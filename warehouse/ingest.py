@@ -25,12 +25,14 @@ import polars as pl
 
 from schemas import staging as stg
 from schemas.validate import validate
-from transforms.landing import LandingFile, sha256_file
+from transforms.landing import LandingFile, sha256_file, unsupported_reason
 from transforms.parsers import RECORD_KIND, STAGED_TABLE, iter_parse_file
 from transforms.records import (
     DUPLICATE_FILE,
     FILE_TOO_LARGE,
+    NO_RECORDS,
     UNREADABLE_FILE,
+    UNSUPPORTED_FILE,
     Pseudonymizer,
     Reject,
 )
@@ -87,8 +89,10 @@ def _archive(home: Home, src: Path, sha: str) -> None:
     dest = archive_path(home, sha)
     if dest.exists():
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = dest.with_suffix(".part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # received bytes: owner-only
+    os.close(fd)
     shutil.copyfile(src, tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
@@ -237,6 +241,17 @@ def stage_file(
     table = STAGED_TABLE[feed]
     kind = RECORD_KIND[feed]
     path = archive_path(home, file_sha256)
+    unsupported = unsupported_reason(feed, source, name)
+    if unsupported:
+        return _stage_whole_file_reject(
+            con,
+            file_sha256,
+            feed,
+            source,
+            run_id=run_id,
+            now=as_of,
+            reject=Reject(position="file", check_name=UNSUPPORTED_FILE, reason=unsupported),
+        )
     if feed not in STREAMING_FEEDS and path.stat().st_size > MAX_WHOLE_FILE_BYTES:
         return _stage_whole_file_reject(
             con,
@@ -253,12 +268,10 @@ def stage_file(
             ),
         )
     stats = FileStats(feed, file_sha256)
+    produced: set[tuple[str, str]] = set()  # (position, check) of this parse's rejects
     con.execute("BEGIN")
     try:
         stats.patient_keys.update(_clear_staged(con, table, file_sha256))
-        all_positions: set[str] = set()
-        bad_positions: set[str] = set()
-        produced: set[tuple[str, str]] = set()
         chunks = iter_parse_file(
             feed, source, name, path, file_sha256=file_sha256, pseudonymize=pseudonymize
         )
@@ -284,25 +297,43 @@ def stage_file(
                 )
             if result is None:
                 break
-            rejects = list(result.rejects) + validate(kind, result.rows, as_of)
-            identities.add(result.identities)
-            if result.rows.height:
-                con.register("_rows", result.rows.to_arrow())
-                try:
-                    con.execute("INSERT INTO " + table + " BY NAME SELECT * FROM _rows")  # noqa: S608
-                finally:
-                    con.unregister("_rows")
-                all_positions.update(result.rows["position"].to_list())
-                stats.patient_keys.update(k for k in result.rows["patient_key"].to_list() if k)
-            _insert_rejects(con, file_sha256, feed, source, rejects, run_id=run_id, now=as_of)
-            for r in rejects:
-                all_positions.add(r.position)
-                bad_positions.add(r.position)
-                produced.add((r.position, r.check_name))
-                stats.by_check[r.check_name] = stats.by_check.get(r.check_name, 0) + 1
+            _stage_chunk(
+                con,
+                table,
+                kind,
+                result,
+                stats,
+                produced,
+                identities,
+                file_sha256=file_sha256,
+                feed=feed,
+                source=source,
+                run_id=run_id,
+                as_of=as_of,
+            )
+            # a chunk is committed as it is staged, so memory stays flat in file size; the
+            # file is only 'parsed' (and visible to core) once its last chunk is in
+            con.execute("COMMIT")
+            con.execute("BEGIN")
+        if stats.received == 0:
+            con.execute("ROLLBACK")
+            return _stage_whole_file_reject(
+                con,
+                file_sha256,
+                feed,
+                source,
+                run_id=run_id,
+                now=as_of,
+                reject=Reject(
+                    position="file",
+                    check_name=NO_RECORDS,
+                    reason=f"the {feed} parser found no record in this file "
+                    "(empty, header only, or not this feed's format)",
+                ),
+            )
         _release_resolved(con, file_sha256, produced, run_id=run_id, now=as_of)
-        stats.received = len(all_positions)
-        stats.quarantined = len(bad_positions)
+        for _, check in produced:
+            stats.by_check[check] = stats.by_check.get(check, 0) + 1
         stats.accepted = stats.received - stats.quarantined
         _set_file_status(con, file_sha256, "parsed", stats, run_id)
         con.execute("COMMIT")
@@ -311,6 +342,41 @@ def stage_file(
             con.execute("ROLLBACK")
         raise
     return stats
+
+
+def _stage_chunk(
+    con,
+    table,
+    kind,
+    result,
+    stats: FileStats,
+    produced,
+    identities,
+    *,
+    file_sha256,
+    feed,
+    source,
+    run_id,
+    as_of,
+) -> None:
+    """Validate and insert one parsed chunk; count its records (a record never spans chunks)."""
+    rejects = list(result.rejects) + validate(kind, result.rows, as_of)
+    identities.add(result.identities)
+    positions: set[str] = set()
+    if result.rows.height:
+        con.register("_rows", result.rows.to_arrow())
+        try:
+            con.execute("INSERT INTO " + table + " BY NAME SELECT * FROM _rows")  # noqa: S608
+        finally:
+            con.unregister("_rows")
+        positions.update(result.rows["position"].unique().to_list())
+        stats.patient_keys.update(k for k in result.rows["patient_key"].unique().to_list() if k)
+    _insert_rejects(con, file_sha256, feed, source, rejects, run_id=run_id, now=as_of)
+    bad = {r.position for r in rejects}
+    positions |= bad
+    produced.update((r.position, r.check_name) for r in rejects)
+    stats.received += len(positions)
+    stats.quarantined += len(bad)
 
 
 def _clear_staged(con, table: str, sha: str) -> set[str]:

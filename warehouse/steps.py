@@ -149,7 +149,7 @@ def stage(home: Home, feed: str, run_id: str, *, log=None) -> FeedSummary:
 def record_touched(con, run_id: str, keys: set[str]) -> None:
     if keys:
         con.execute(
-            "INSERT OR IGNORE INTO raw.touched_patients SELECT $r, unnest($k)",
+            "INSERT OR IGNORE INTO raw.touched_patients SELECT $r, unnest($k), NULL",
             {"r": run_id, "k": sorted(keys)},
         )
 
@@ -173,10 +173,11 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
     """
     counts = {}
     with writer(home) as con:
+        # every patient touched and not yet refreshed, by this run or an interrupted one
         touched = [
             r[0]
             for r in con.execute(
-                "SELECT patient_key FROM raw.touched_patients WHERE run_id = $r", {"r": run_id}
+                "SELECT DISTINCT patient_key FROM raw.touched_patients WHERE refreshed_at IS NULL"
             ).fetchall()
         ]
         p_json = json.dumps(params, sort_keys=True, default=str)
@@ -193,6 +194,10 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
                 "INSERT OR REPLACE INTO raw.feature_state VALUES ($m, $p, $t, $r)",
                 {"m": name, "p": p_json, "t": now(), "r": run_id},
             )
+        con.execute(
+            "UPDATE raw.touched_patients SET refreshed_at = $t WHERE refreshed_at IS NULL",
+            {"t": now()},
+        )
         con.execute("COMMIT")
     return counts
 

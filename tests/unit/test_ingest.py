@@ -4,7 +4,7 @@ import datetime as dt
 
 import duckdb
 
-from transforms.landing import discover
+from transforms.landing import discover, unsupported_reason
 from warehouse import ingest
 
 
@@ -45,12 +45,31 @@ def test_same_file_twice_is_recorded_once_and_duplicate_quarantined(home, tmp_pa
     assert con.execute("SELECT count(*) FROM raw.deliveries").fetchone()[0] == 3
 
 
-def test_files_outside_feed_layout_are_ignored(tmp_path):
+def test_every_file_in_a_feed_folder_is_received_and_unreadable_ones_get_a_reason(tmp_path):
     landing = tmp_path / "landing"
     _write(landing / "hl7" / "m.hl7", "MSH|")
     _write(landing / "hl7" / "notes.pdf", "x")
+    _write(landing / "hl7" / "batch.hl7.gz", "x")
     _write(landing / "lab_csv" / "loose.csv", "x")  # no source folder
     _write(landing / "lab_csv" / "northlab" / "a.csv", "x")
-    _write(landing / "other" / "z.csv", "x")
-    found = [(f.feed, f.source, f.name) for f in discover(landing)]
-    assert found == [("hl7", None, "hl7/m.hl7"), ("lab_csv", "northlab", "lab_csv/northlab/a.csv")]
+    _write(landing / "lab_csv" / "nolab" / "a.csv", "x")
+    _write(landing / "dexa" / "acme" / "a.csv", "x")
+    _write(landing / "hl7" / ".partial", "x")  # hidden: still being written
+    _write(landing / "other" / "z.csv", "x")  # not a feed
+    found = {f.name: (f.feed, f.source) for f in discover(landing)}
+    assert found == {
+        "hl7/m.hl7": ("hl7", None),
+        "hl7/notes.pdf": ("hl7", None),
+        "hl7/batch.hl7.gz": ("hl7", None),
+        "lab_csv/loose.csv": ("lab_csv", None),
+        "lab_csv/northlab/a.csv": ("lab_csv", "northlab"),
+        "lab_csv/nolab/a.csv": ("lab_csv", "nolab"),
+        "dexa/acme/a.csv": ("dexa", "acme"),
+    }
+    reasons = {n: unsupported_reason(feed, src, n) for n, (feed, src) in found.items()}
+    assert reasons["hl7/m.hl7"] is None and reasons["lab_csv/northlab/a.csv"] is None
+    assert "compressed" in reasons["hl7/batch.hl7.gz"]
+    assert "not .pdf" in reasons["hl7/notes.pdf"]
+    assert "source folder" in reasons["lab_csv/loose.csv"]
+    assert "no mapping" in reasons["lab_csv/nolab/a.csv"]
+    assert "vendor folder" in reasons["dexa/acme/a.csv"]

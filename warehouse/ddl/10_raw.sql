@@ -31,10 +31,12 @@ CREATE TABLE IF NOT EXISTS raw.runs (
     n_files_new     INTEGER,
     parameters_json VARCHAR
 );
--- patients whose inputs a run changed (drives the incremental feature refresh)
+-- patients whose inputs a run changed (drives the incremental feature refresh); a row stays
+-- pending (refreshed_at NULL) until a feature build has covered it, whichever run that is
 CREATE TABLE IF NOT EXISTS raw.touched_patients (
     run_id          VARCHAR NOT NULL,
     patient_key     VARCHAR NOT NULL,
+    refreshed_at    TIMESTAMP,
     PRIMARY KEY (run_id, patient_key)
 );
 -- parameters the feature marts were last built with (a change forces a full rebuild)

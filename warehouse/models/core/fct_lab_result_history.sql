@@ -17,13 +17,14 @@ held AS (
 ),
 
 received AS (
-    SELECT file_sha256, received_at FROM raw.files
+    -- only files whose every chunk is staged (a file being staged is not yet 'parsed')
+    SELECT file_sha256, received_at FROM raw.files WHERE status = 'parsed'
 ),
 
 accepted AS (
     SELECT s.*, r.received_at
     FROM staged AS s
-    LEFT JOIN received AS r USING (file_sha256)
+    JOIN received AS r USING (file_sha256)
     ANTI JOIN held AS h USING (file_sha256, position)
 ),
 

@@ -12,9 +12,9 @@ held AS (
 accepted AS (
     SELECT s.*, f.received_at
     FROM staged AS s
-    LEFT JOIN raw.files AS f USING (file_sha256)
+    JOIN raw.files AS f USING (file_sha256)  -- only files whose every chunk is staged
     ANTI JOIN held AS h USING (file_sha256, position)
-    WHERE s.patient_key IS NOT NULL
+    WHERE f.status = 'parsed' AND s.patient_key IS NOT NULL
 ),
 
 deduplicated AS (
