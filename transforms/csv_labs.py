@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 
 from schemas.staging import StgLabResult, columns_of
-from transforms import textio
+from transforms import redact, textio
 from transforms.catalog import CONFIG_DIR, Catalog, load_catalog, unit_key
 from transforms.labnorm import normalize_lab_results
 from transforms.records import MISSING_PATIENT_ID, UNPARSEABLE_VALUE, Identity, ParseResult
@@ -102,7 +102,9 @@ def load_lab_csv_config(source: str, config_dir: Path | None = None) -> LabCsvCo
 
 def _excerpt(code: str, value: str, unit: str) -> str:
     """De-identified excerpt: the test code, value and unit only."""
-    return " ".join(p for p in (code, value, unit) if p)[:200]
+    return " ".join(p for p in (redact.token(code), redact.shown(value), redact.token(unit)) if p)[
+        :200
+    ]
 
 
 def _value_and_unit(
@@ -120,7 +122,7 @@ def _value_and_unit(
         if unit and unit_key(unit) != unit_key(num.unit):
             raise textio.RowError(
                 UNPARSEABLE_VALUE,
-                f"unit in the value cell ({num.unit!r}) differs from the unit column ({unit!r})",
+                f"unit in the value cell ({redact.token(num.unit)!r}) differs from the unit column ({redact.token(unit)!r})",
             )
         unit = unit or num.unit
     return num, unit
@@ -140,7 +142,8 @@ def _parse_row(
     collected = textio.parse_datetime(collected_cell, cfg.datetime_formats, cfg.timezone)
     if collected is None:
         raise textio.RowError(
-            UNPARSEABLE_VALUE, f"collection time {collected_cell!r} matches no configured format"
+            UNPARSEABLE_VALUE,
+            f"collection time {redact.shape(collected_cell)} matches no configured format",
         )
     value_cell = get(row, h("value"))
     num, unit = _value_and_unit(value_cell, get(row, h("unit")), cfg)

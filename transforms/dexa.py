@@ -28,7 +28,7 @@ import polars as pl
 import yaml
 
 from schemas.staging import StgDexaScan, columns_of
-from transforms import sbmd, textio
+from transforms import redact, sbmd, textio
 from transforms.catalog import CONFIG_DIR, unit_key
 from transforms.records import (
     MISSING_PATIENT_ID,
@@ -226,7 +226,8 @@ def _measure_value(cell: str, role: ColumnRole, cfg: DexaConfig) -> float | None
     factor = cfg.units.get(role.measure, {"": 1.0}).get(unit_key(num.unit))
     if factor is None:
         raise textio.RowError(
-            UNKNOWN_UNIT, f"column {role.column!r}: unit {num.unit!r} has no conversion"
+            UNKNOWN_UNIT,
+            f"column {role.column!r}: unit {redact.token(num.unit)!r} has no conversion",
         )
     return num.value * factor
 
@@ -236,7 +237,7 @@ def _row_side(cell: str) -> str | None:
         return None
     side = _SIDE_WORDS.get(cell.strip().lower())
     if side is None:
-        raise textio.RowError(UNPARSEABLE_VALUE, f"side {cell!r} is not Left or Right")
+        raise textio.RowError(UNPARSEABLE_VALUE, f"side {redact.shape(cell)} is not Left or Right")
     return side
 
 
@@ -277,7 +278,9 @@ def _scan_rows(
     date_cell = get(row, h("scan_date"))
     scan_date = textio.parse_date(date_cell, cfg.date_formats)
     if scan_date is None:
-        raise textio.RowError(UNPARSEABLE_VALUE, f"scan date {date_cell!r} matches no format")
+        raise textio.RowError(
+            UNPARSEABLE_VALUE, f"scan date {redact.shape(date_cell)} matches no format"
+        )
     row_type = _row_scan_type(get(row, h("scan_type")), cfg)
     active = [r for r in roles if r.used and (row_type is None or r.scan_type == row_type)]
     groups = _sites(row, get, active, cfg)
@@ -359,7 +362,8 @@ def parse_dexa_file(
 
     def excerpt(row: textio.Row) -> str:
         h = cfg.header
-        return " ".join(p for p in (get(row, h("scan_date")), get(row, h("scan_type"))) if p)
+        cells = (redact.shape(get(row, h("scan_date"))), redact.token(get(row, h("scan_type"))))
+        return " ".join(p for p in cells if p)
 
     records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt, len(header))
     rows_frame = pl.DataFrame(

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from transforms import redact
 from transforms.catalog import LOINC_SYSTEMS, Catalog
 from transforms.records import UNKNOWN_UNIT, Reject
 
@@ -148,8 +149,10 @@ def normalize_lab_results(
         Reject(
             position=r["position"],
             check_name=UNKNOWN_UNIT,
-            reason=f"unit {r['original_unit']!r} has no conversion to {r['_canonical_unit']} for {r['_analyte']} (LOINC {r['_loinc']})",
-            excerpt=f"{r['source_code']} {r['original_value']} {r['original_unit']}",
+            reason=f"unit {redact.token(r['original_unit'])!r} has no conversion to "
+            f"{r['_canonical_unit']} for {r['_analyte']} (LOINC {r['_loinc']})",
+            excerpt=f"{redact.token(r['source_code'])} {redact.shown(r['original_value'])} "
+            f"{redact.token(r['original_unit'])}",
             message_control_id=r.get("message_control_id"),
         )
         for r in rejected.select(

@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from schemas.staging import StgMedication, columns_of
-from transforms import textio
+from transforms import redact, textio
 from transforms.catalog import CONFIG_DIR, unit_key
 from transforms.records import (
     MISSING_PATIENT_ID,
@@ -87,7 +87,8 @@ class MedRules:
         if product is None:
             return None
         raise textio.RowError(
-            UNKNOWN_UNIT, f"dose unit {unit!r} has no conversion to mg for {product.ingredient}"
+            UNKNOWN_UNIT,
+            f"dose unit {redact.token(unit)!r} has no conversion to mg for {product.ingredient}",
         )
 
 
@@ -124,7 +125,7 @@ def _optional_number(cell: str, what: str) -> float | None:
         return None
     num = textio.parse_number(cell)
     if num is None or num.comparator or num.unit:
-        raise textio.RowError(UNPARSEABLE_VALUE, f"{what} {cell!r} is not a number")
+        raise textio.RowError(UNPARSEABLE_VALUE, f"{what} {redact.shape(cell)} is not a number")
     return num.value
 
 
@@ -133,7 +134,9 @@ def _optional_date(cell: str, what: str) -> dt.date | None:
         return None
     value = textio.parse_date(cell, DATE_FORMATS)
     if value is None:
-        raise textio.RowError(UNPARSEABLE_VALUE, f"{what} {cell!r} is not a YYYY-MM-DD date")
+        raise textio.RowError(
+            UNPARSEABLE_VALUE, f"{what} {redact.shape(cell)} is not a YYYY-MM-DD date"
+        )
     return value
 
 
@@ -147,7 +150,8 @@ def _period(start_cell: str, end_cell: str, supply_cell: str) -> tuple[dt.date, 
         supply = textio.parse_int(supply_cell)
         if supply is None or supply < 1:
             raise textio.RowError(
-                UNPARSEABLE_VALUE, f"days_supply {supply_cell!r} is not a whole number ≥ 1"
+                UNPARSEABLE_VALUE,
+                f"days_supply {redact.shape(supply_cell)} is not a whole number ≥ 1",
             )
     if end is None and supply is None:
         raise textio.RowError(UNPARSEABLE_VALUE, "neither end_date nor days_supply is given")
@@ -171,7 +175,7 @@ def _med_row(
     record_type = get(row, "record_type").lower() or None
     if record_type is not None and record_type not in RECORD_TYPES:
         raise textio.RowError(
-            UNPARSEABLE_VALUE, f"record_type {record_type!r} is not {RECORD_TYPES}"
+            UNPARSEABLE_VALUE, f"record_type {redact.shape(record_type)} is not {RECORD_TYPES}"
         )
     start, end, supply = _period(
         get(row, "start_date"), get(row, "end_date"), get(row, "days_supply")
@@ -186,7 +190,9 @@ def _med_row(
     if frequency is not None and not textio.is_na(frequency, NA_VALUES):
         per_day = rules.doses_per_day(frequency)
         if per_day is None:
-            raise textio.RowError(UNPARSEABLE_VALUE, f"frequency {frequency!r} matches no rule")
+            raise textio.RowError(
+                UNPARSEABLE_VALUE, f"frequency {redact.shape(frequency)} matches no rule"
+            )
     key = pseudonymize(system, pid)
     record = {
         "position": row.position,
@@ -223,7 +229,11 @@ def parse_meds_csv(data: bytes, *, file_sha256: str, pseudonymize) -> ParseResul
 
     def excerpt(row: textio.Row) -> str:
         cells = ("rxnorm_code", "dose_value", "dose_unit", "frequency", "start_date")
-        return " ".join(get(row, c) for c in cells if get(row, c))
+        return " ".join(
+            redact.shown(get(row, c)) if c != "dose_unit" else get(row, c)
+            for c in cells
+            if get(row, c)
+        )
 
     records, rejects, identities = textio.parse_rows(rows, parse_one, excerpt, len(header))
     frame = pl.DataFrame(

@@ -1,0 +1,23 @@
+from transforms.redact import shape, shown, token
+
+
+def test_shape_keeps_form_not_text():
+    assert shape("Müller") == "aaaaaa"
+    assert shape("31/02/2023") == "99/99/9999"
+    assert shape(None) == "(empty)"
+    assert shape("x" * 30).endswith("…") and len(shape("x" * 30)) == 25
+
+
+def test_shown_passes_numbers_and_shapes_the_rest():
+    assert shown("<5") == "<5" and shown("7,3") == "7,3" and shown("-1") == "-1"
+    assert shown("abc") == "aaa"
+    assert shown("12/31/1949") == "99/99/9999"  # a date may be a birth date
+    assert shown("5550102") == "9999999"  # a bare number long enough to be an MRN
+
+
+def test_token_keeps_units_and_codes_but_not_names_or_mrns():
+    for kept in ("pg/mL", "ng/dL", "m[IU]/mL", "E2SENS", "2243-4", "puff", "10*3/uL"):
+        assert token(kept) == kept
+    assert token("WALBURGA") == "aaaaaaaa"
+    assert token("MRN5550102") == "aaa9999999"
+    assert token("Doe John") == "aaa aaaa"

@@ -1,0 +1,43 @@
+"""How a cell may appear in a quarantine reason or excerpt (which quality teams read).
+
+A rejected record is exactly where an identifier may sit in the wrong cell (a name typed into
+a date, a shifted row), so cells are shown by rule, never verbatim by default:
+
+- ``shape``: letters → ``a``, digits → ``9`` (``Müller`` → ``aaaaaa``, ``31/02/2023`` →
+  ``99/99/9999``): says what was wrong without the text;
+- ``shown``: numbers and comparators as they are, anything else by its shape;
+- ``token``: short one-word codes and units as they are (``pg/mL``, ``E2SENS``, ``puff``) so a mapping
+  can be fixed, but a long all-letter word (a name) or an MRN-like letters+digits run by its
+  shape. A heuristic: it is the second line of defence behind never quoting identity cells.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DATA_LIKE = re.compile(r"^[\s0-9<>=.,+\-]*$")
+_TOKEN = re.compile(r"^[A-Za-z0-9/\[\]%.*^_-]{1,12}$")  # one word: no spaces
+_NAME_LIKE = re.compile(r"^[A-Za-z]{5,}$|[A-Za-z]{5,}\s+[A-Za-z]{2,}")
+_ID_LIKE = re.compile(r"^[A-Za-z]{1,4}\d{5,}$|^\d{6,}$")
+
+
+def shape(cell: str | None, limit: int = 24) -> str:
+    if cell is None:
+        return "(empty)"
+    out = "".join("a" if ch.isalpha() else "9" if ch.isdigit() else ch for ch in cell)
+    return out[:limit] + ("…" if len(out) > limit else "")
+
+
+def shown(cell: str | None) -> str:
+    if cell is None:
+        return ""
+    return cell if _DATA_LIKE.match(cell) and not _ID_LIKE.match(cell.strip()) else shape(cell)
+
+
+def token(cell: str | None) -> str:
+    if cell is None:
+        return ""
+    text = cell.strip()
+    if _TOKEN.match(text) and not _NAME_LIKE.search(text) and not _ID_LIKE.match(text):
+        return text
+    return shape(text)
