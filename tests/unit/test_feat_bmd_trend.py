@@ -230,7 +230,7 @@ def scan_sets(draw):
     return scans, draw(st.sampled_from([0.5, 1.0, 2.0]))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scan_sets())
 def test_matches_plain_reference(case):
     scans, min_span = case

@@ -321,7 +321,7 @@ def cohorts(draw):
     return labs, episodes, thresholds, max_gap, fraction
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cohorts())
 def test_matches_day_by_day_reference(cohort):
     labs, episodes, thresholds, max_gap, fraction = cohort

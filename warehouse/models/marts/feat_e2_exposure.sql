@@ -108,7 +108,9 @@ intervals AS (
         value_pg_ml AS v0,
         lead(value_pg_ml) OVER w AS v1,
         censor_limit AS limit0,
-        lead(censor_limit) OVER w AS limit1
+        lead(censor_limit) OVER w AS limit1,
+        n_results,
+        n_censored
     FROM result_dates
     WINDOW w AS (PARTITION BY patient_key ORDER BY result_date)
 ),
@@ -139,6 +141,7 @@ piece_days AS (
     SELECT
         *,
         piece_hi - piece_lo AS covered_days,
+        period_year = year(d0) AS holds_d0,
         CASE
             WHEN episodes IS NULL THEN 0
             ELSE list_sum(list_transform(episodes, lambda e:
@@ -147,20 +150,47 @@ piece_days AS (
     FROM piece_ranges
 ),
 
--- class of the piece's days per threshold
+-- threshold-free statistics per patient × year: the result dates of the year (each date is
+-- the start of exactly one piece in its own year), gap days, other covered days, anastrozole
+year_stats AS (
+    SELECT
+        patient_key,
+        period_year,
+        min(d0) FILTER (WHERE holds_d0) AS first_date,
+        max(d0) FILTER (WHERE holds_d0) AS last_date,
+        coalesce(sum(n_results) FILTER (WHERE holds_d0), 0) AS n_results,
+        count(*) FILTER (WHERE holds_d0) AS n_dates,
+        coalesce(sum(n_censored) FILTER (WHERE holds_d0), 0) AS n_censored,
+        sum(v0) FILTER (WHERE holds_d0) AS sum_e2_pg_ml,
+        min(v0) FILTER (WHERE holds_d0) AS min_e2_pg_ml,
+        max(v0) FILTER (WHERE holds_d0) AS max_e2_pg_ml,
+        sum(CASE WHEN n > $max_gap_days THEN covered_days ELSE 0 END) AS gap_days,
+        sum(CASE WHEN n <= $max_gap_days THEN covered_days ELSE 0 END) AS classed_days,
+        sum(anastrozole_days) AS anastrozole_days
+    FROM piece_days
+    GROUP BY patient_key, period_year
+),
+
+-- pieces of intervals that are not gaps, per threshold: indeterminate or interpolated
 classified AS (
     SELECT
-        p.*,
+        p.patient_key,
+        p.period_year,
+        p.d0,
+        p.v0,
+        p.n,
+        p.dv,
+        p.rising,
+        p.episodes,
+        p.piece_lo,
+        p.piece_hi,
+        p.covered_days,
         t.threshold_pg_ml,
-        CASE
-            WHEN p.d1 IS NULL THEN 'none'
-            WHEN p.n > $max_gap_days THEN 'gap'
-            WHEN coalesce(p.limit0 > t.threshold_pg_ml, false)
-                OR coalesce(p.limit1 > t.threshold_pg_ml, false) THEN 'indeterminate'
-            ELSE 'interpolated'
-        END AS day_class
+        coalesce(p.limit0 > t.threshold_pg_ml, false)
+            OR coalesce(p.limit1 > t.threshold_pg_ml, false) AS is_indeterminate
     FROM piece_days AS p
     CROSS JOIN thresholds AS t
+    WHERE p.n <= $max_gap_days AND p.covered_days > 0
 ),
 
 -- b0 = first estimate of the boundary b, the length of the interval's first run: below days
@@ -169,7 +199,7 @@ estimated AS (
     SELECT
         *,
         greatest(0, least(n, CASE
-            WHEN day_class <> 'interpolated' THEN 0
+            WHEN is_indeterminate THEN 0
             WHEN dv = 0 THEN CASE WHEN v0 < threshold_pg_ml THEN n ELSE 0 END
             WHEN dv > 0 THEN CAST(ceil(greatest(-1, least(n + 1,
                 (threshold_pg_ml - v0) * n / dv))) AS INTEGER)
@@ -184,7 +214,7 @@ corrected AS (
     SELECT
         *,
         CASE
-            WHEN day_class <> 'interpolated' THEN 0
+            WHEN is_indeterminate THEN 0
             WHEN b0 < n AND (v0 + dv * b0 / n < threshold_pg_ml) = rising THEN b0 + 1
             WHEN b0 > 0 AND (v0 + dv * (b0 - 1) / n < threshold_pg_ml) <> rising THEN b0 - 1
             ELSE b0
@@ -197,7 +227,7 @@ boundaries AS (
     SELECT
         *,
         CAST(CASE
-            WHEN day_class <> 'interpolated' THEN 0
+            WHEN is_indeterminate THEN 0
             WHEN (b1 = 0 OR (v0 + dv * (b1 - 1) / n < threshold_pg_ml) = rising)
                 AND (b1 = n OR (v0 + dv * b1 / n < threshold_pg_ml) <> rising) THEN b1
             WHEN rising THEN len(list_filter(range(n), lambda k: v0 + dv * k / n < threshold_pg_ml))
@@ -212,86 +242,63 @@ below_ranges AS (
         *,
         greatest(piece_lo, d0 + CASE WHEN rising THEN 0 ELSE b END) AS below_lo,
         least(piece_hi, d0 + CASE
-            WHEN day_class <> 'interpolated' THEN 0
+            WHEN is_indeterminate THEN 0
             WHEN rising THEN b
             ELSE n
         END) AS below_hi
     FROM boundaries
 ),
 
--- day counts per patient × threshold × year
-day_counts AS (
+-- threshold-dependent day counts; only pieces that add some (the others add zeros)
+threshold_counts AS (
     SELECT
         patient_key,
         threshold_pg_ml,
         period_year,
-        sum(CASE WHEN day_class = 'interpolated' THEN covered_days ELSE 0 END)
-            AS interpolated_days,
+        sum(CASE WHEN is_indeterminate THEN covered_days ELSE 0 END) AS indeterminate_days,
         sum(greatest(0, below_hi - below_lo)) AS below_days,
-        sum(CASE WHEN day_class = 'gap' THEN covered_days ELSE 0 END) AS gap_days,
-        sum(CASE WHEN day_class = 'indeterminate' THEN covered_days ELSE 0 END)
-            AS indeterminate_days,
-        sum(anastrozole_days) AS anastrozole_days,
         sum(CASE
             WHEN episodes IS NULL OR below_hi <= below_lo THEN 0
             ELSE list_sum(list_transform(episodes, lambda e:
                 greatest(0, least(e.hi, below_hi) - greatest(e.lo, below_lo))))
         END) AS anastrozole_below_days
     FROM below_ranges
+    WHERE is_indeterminate OR below_hi > below_lo
     GROUP BY patient_key, threshold_pg_ml, period_year
 ),
 
--- result statistics per patient × year (threshold-independent)
-date_stats AS (
+-- a year without a result date (only covered days) has NULL statistics and 0 counts
+yearly AS MATERIALIZED (
     SELECT
-        patient_key,
-        year(result_date) AS period_year,
-        min(result_date) AS first_date,
-        max(result_date) AS last_date,
-        sum(n_results) AS n_results,
-        count(*) AS n_dates,
-        sum(n_censored) AS n_censored,
-        sum(value_pg_ml) AS sum_e2_pg_ml,
-        min(value_pg_ml) AS min_e2_pg_ml,
-        max(value_pg_ml) AS max_e2_pg_ml
-    FROM result_dates
-    GROUP BY patient_key, year(result_date)
-),
-
--- a year without a result date (only covered days) gets NULL statistics and 0 counts
-yearly AS (
-    SELECT
-        c.*,
-        CAST(c.period_year AS VARCHAR) AS period,
+        s.patient_key,
+        t.threshold_pg_ml,
+        s.period_year,
         s.first_date,
         s.last_date,
-        coalesce(s.n_results, 0) AS n_results,
-        coalesce(s.n_dates, 0) AS n_dates,
-        coalesce(s.n_censored, 0) AS n_censored,
+        s.n_results,
+        s.n_dates,
+        s.n_censored,
         s.sum_e2_pg_ml,
         s.min_e2_pg_ml,
-        s.max_e2_pg_ml
-    FROM day_counts AS c
-    LEFT JOIN date_stats AS s ON s.patient_key = c.patient_key AND s.period_year = c.period_year
+        s.max_e2_pg_ml,
+        s.classed_days - coalesce(c.indeterminate_days, 0) AS interpolated_days,
+        coalesce(c.below_days, 0) AS below_days,
+        s.gap_days,
+        coalesce(c.indeterminate_days, 0) AS indeterminate_days,
+        s.anastrozole_days,
+        coalesce(c.anastrozole_below_days, 0) AS anastrozole_below_days
+    FROM year_stats AS s
+    CROSS JOIN thresholds AS t
+    LEFT JOIN threshold_counts AS c
+        ON c.patient_key = s.patient_key
+        AND c.threshold_pg_ml = t.threshold_pg_ml
+        AND c.period_year = s.period_year
 ),
 
-overall_days AS (
+overall AS (
     SELECT
         patient_key,
         threshold_pg_ml,
-        sum(interpolated_days) AS interpolated_days,
-        sum(below_days) AS below_days,
-        sum(gap_days) AS gap_days,
-        sum(indeterminate_days) AS indeterminate_days,
-        sum(anastrozole_days) AS anastrozole_days,
-        sum(anastrozole_below_days) AS anastrozole_below_days
-    FROM day_counts
-    GROUP BY patient_key, threshold_pg_ml
-),
-
-overall_stats AS (
-    SELECT
-        patient_key,
         min(first_date) AS first_date,
         max(last_date) AS last_date,
         sum(n_results) AS n_results,
@@ -299,17 +306,21 @@ overall_stats AS (
         sum(n_censored) AS n_censored,
         sum(sum_e2_pg_ml) AS sum_e2_pg_ml,
         min(min_e2_pg_ml) AS min_e2_pg_ml,
-        max(max_e2_pg_ml) AS max_e2_pg_ml
-    FROM date_stats
-    GROUP BY patient_key
+        max(max_e2_pg_ml) AS max_e2_pg_ml,
+        sum(interpolated_days) AS interpolated_days,
+        sum(below_days) AS below_days,
+        sum(gap_days) AS gap_days,
+        sum(indeterminate_days) AS indeterminate_days,
+        sum(anastrozole_days) AS anastrozole_days,
+        sum(anastrozole_below_days) AS anastrozole_below_days
+    FROM yearly
+    GROUP BY patient_key, threshold_pg_ml
 ),
 
 periods AS (
-    SELECT * EXCLUDE (period_year) FROM yearly
+    SELECT * EXCLUDE (period_year), CAST(period_year AS VARCHAR) AS period FROM yearly
     UNION ALL BY NAME
-    SELECT d.*, 'overall' AS period, s.* EXCLUDE (patient_key)
-    FROM overall_days AS d
-    JOIN overall_stats AS s ON s.patient_key = d.patient_key
+    SELECT *, 'overall' AS period FROM overall
 )
 
 -- final select --------------------------------------------------------------------------------
