@@ -135,6 +135,24 @@ def run_fast(path: Path, db: Path, workers: int, chunk_messages: int) -> dict:
     return {"rows": rows, "stored": stored, "rejects": rejects}
 
 
+def run_parse_only(path: Path, _db: Path, workers: int, chunk_messages: int) -> dict:
+    """The parser alone (no DuckDB): its memory is what must stay flat as files grow."""
+    from transforms.hl7 import iter_parse_hl7_file
+    from transforms.pseudonym import make_pseudonymizer
+
+    rows = 0
+    for part in iter_parse_hl7_file(
+        path,
+        file_sha256="x" * 64,
+        pseudonymize=make_pseudonymizer(SECRET),
+        chunk_messages=chunk_messages,
+        workers=workers,
+    ):
+        rows += part.rows.height
+        del part
+    return {"rows": rows, "stored": rows}
+
+
 def run_baseline(path: Path, db: Path, limit: int, _unused: int = 0) -> dict:
     """The per-message loop with python-hl7 (timed over the first ``limit`` messages).
 
@@ -257,7 +275,7 @@ def run_baseline(path: Path, db: Path, limit: int, _unused: int = 0) -> dict:
 
 def _worker(argv: list[str]) -> None:
     kind, path, db, arg, arg2 = argv
-    fn = run_fast if kind == "fast" else run_baseline
+    fn = {"fast": run_fast, "parse": run_parse_only, "baseline": run_baseline}[kind]
     import duckdb  # noqa: F401  (imports are not part of the timed ingest)
     import hl7  # noqa: F401
     import polars  # noqa: F401
@@ -323,6 +341,8 @@ def main() -> None:
                 assert fast["stored"] == size * OBX_PER_MESSAGE, fast
                 name = "this parser, 1 process" if w == 1 else f"this parser, {w} workers"
                 sides.insert(-1, (name, fast, size, ""))
+            parse = _spawn("parse", path, path, 1, args.chunk_messages)
+            sides.insert(-1, ("parser alone (no DuckDB), 1 process", parse, size, ""))
             obx = size * OBX_PER_MESSAGE
             base_wall = base["messages"] / base["seconds"]
             base_cpu = base["messages"] / base["cpu_seconds"]
