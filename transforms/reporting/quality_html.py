@@ -50,6 +50,8 @@ CHECK_MEANINGS = {
     "duplicate_file": "Identical bytes already received under another name.",
     "unreadable_file": "The whole file could not be staged (parser or validation error).",
     "file_too_large": "A non-streaming file above the size limit; split the export.",
+    "unsupported_file": "A file no parser of its feed takes (compressed, wrong extension, no source mapping).",
+    "no_records": "A file in which the parser found no record (empty, header only, other format).",
     "schema_violation": "A staged column broke its Pandera contract.",
 }
 
