@@ -46,19 +46,10 @@ def iter_parse_hl7_file(
     parses chunks in that many spawned processes (worth it for files of several chunks;
     the results are the same).
     """
-    catalog = catalog or load_catalog()
+    state = FileState(file_sha256, pseudonymize, catalog or load_catalog(), config)
     if workers > 1:
-        yield from iter_parse_parallel(
-            source,
-            file_sha256=file_sha256,
-            pseudonymize=pseudonymize,
-            catalog=catalog,
-            config=config,
-            chunk_messages=chunk_messages,
-            workers=workers,
-        )
+        yield from iter_parse_parallel(source, state, chunk_messages, workers)
         return
-    state = FileState(file_sha256, pseudonymize, catalog, config)
     parser = ChunkParser(state)
     for msg in iter_messages(source):
         parser.add(msg)

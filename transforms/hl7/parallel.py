@@ -60,16 +60,15 @@ def _with_keys(result: ParseResult, pseudonymize: Callable[[str, str], str]) -> 
 
 def iter_parse_parallel(
     source: bytes | BinaryIO | str | os.PathLike,
-    *,
-    file_sha256: str,
-    pseudonymize: Callable[[str, str], str],
-    catalog: Catalog,
-    config: Hl7Config | None,
+    state: FileState,
     chunk_messages: int,
     workers: int,
 ) -> Iterator[ParseResult]:
+    """Chunks of ``source`` parsed by ``workers`` processes with ``state``'s settings."""
+    pseudonymize = state.pseudonymize  # stays in this process
     ctx = multiprocessing.get_context("spawn")  # fork would copy polars' thread pool state
-    with ctx.Pool(workers, _start_worker, (file_sha256, catalog, config)) as pool:
+    worker_args = (state.file_sha256, state.catalog, state.config)
+    with ctx.Pool(workers, _start_worker, worker_args) as pool:
         pending: deque = deque()
         chunk: list[tuple[int, list[str], bool]] = []
         for msg in iter_messages(source):
