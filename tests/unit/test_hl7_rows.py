@@ -483,10 +483,26 @@ def test_oul_r22_rejected_unless_configured():
     assert rows == [("m0/s3", None, None), ("m0/s5", "FIL1", dt.datetime(2023, 1, 5, 8, 30))]
 
 
-def test_rejected_text_values_are_not_shown():
-    result = parse(message("PID|1||^^^X^MR", OBR, "OBX|1|TX|NOTE^Note^L||Seen by Dr Who||||||F"))
-    [reject] = result.rejects
-    assert reject.excerpt == "OBX-3 NOTE | OBX-2 TX | OBX-5 …"
+def test_rejected_values_are_shown_by_shape_unless_data_like():
+    result = parse(
+        message(
+            "PID|1||^^^X^MR",
+            OBR,
+            "OBX|1|TX|NOTE^Note^L||Seen by Dr Who||||||F",
+            "OBX|2|NM|E2^Estradiol^L||12.5|pg/mL||||||F",
+        )
+    )
+    assert [r.excerpt for r in result.rejects] == [
+        "OBX-3 NOTE | OBX-2 TX | OBX-5 aaaa aa aa aaa",  # letters → a: no text
+        "OBX-3 E2 | OBX-2 NM | OBX-5 12.5",  # numbers as they are
+    ]
+    # a name typed into a numeric result is not quoted
+    named = parse(message(PID, OBR, "OBX|1|NM|E2^Estradiol^L||DOE JOHN|pg/mL||||||F"))
+    [reject] = named.rejects
+    assert (reject.check_name, reject.excerpt) == (
+        "unparseable_value",
+        "OBX-3 E2 | OBX-2 NM | OBX-5 aaa aaaa",
+    )
 
 
 def test_unparseable_values_are_rejected_records():

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from schemas.staging import StgLabResult, columns_of
+from transforms import redact
 from transforms.catalog import Catalog
 from transforms.hl7.config import Hl7Config, load_hl7_config
 from transforms.hl7.framing import RawMessage
@@ -170,10 +171,9 @@ def _flags(raw: str, enc: Encoding) -> str:
 
 
 def _obx_excerpt(code: str, vtype: str, value: str | None) -> str:
-    """What a rejected OBX shows: code and type; the value only for numeric types (free
-    text may name people)."""
-    shown = (value or "")[:20] if vtype in ("NM", "SN") else "…"
-    return f"OBX-3 {code} | OBX-2 {vtype} | OBX-5 {shown}"
+    """What a rejected OBX shows (transforms.redact): the code as a token, the value as it
+    is only when it looks like data (`0 .07`), else by its shape (a name typed into it)."""
+    return f"OBX-3 {redact.token(code)} | OBX-2 {redact.token(vtype)} | OBX-5 {redact.shown(value)}"
 
 
 def _coded_text(raw: str, enc: Encoding) -> str | None:
@@ -246,7 +246,8 @@ class ChunkParser:
         trigger = mtype[1].strip() if len(mtype) > 1 else ""
         if f"{code}^{trigger}" not in cfg.message_types and not (code == "ORU" and not trigger):
             raise MalformedMessage(
-                f"message type {code[:8]}^{trigger[:8]} is not a result message this feed accepts"
+                f"message type {redact.token(code)}^{redact.token(trigger)} is not a result "
+                "message this feed accepts"
             )
         try:
             message_at = parse_dtm_us(first_component(h[6], enc), tz)
