@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_hl7.py --sizes 50000 200000 --baseline-messages 20000
 
 For each size a deterministic file is synthesized (3 OBX per message), then each side runs
-in its own subprocess so that peak RSS (ru_maxrss) is that side's alone:
+in its own subprocess so that peak RSS (VmHWM) is that side's alone:
 
 - ``fast``: ``iter_parse_hl7_file`` streaming the file in chunks (parse, polars frame,
   labnorm normalization) and ``INSERT INTO t SELECT * FROM df`` per chunk into an on-disk
@@ -72,6 +72,11 @@ def synthesize(n_messages: int, path: Path, seed: int = 20230105) -> None:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM; ru_maxrss would include the parent's at exec)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -289,6 +294,8 @@ def _worker(argv: list[str]) -> None:
     out["cpu_seconds"] = _cpu_seconds() - c0
     out["rss_at_start_mb"] = rss_imports
     out["peak_rss_mb"] = _peak_rss_mb()
+    # workers: ru_maxrss of reaped children, an upper bound (a spawned worker's count starts
+    # from this process's peak when it was started)
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     out["worker_peak_rss_mb"] = children
     print(json.dumps(out))
