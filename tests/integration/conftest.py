@@ -31,6 +31,7 @@ RUN_BOOKKEEPING = {
     "raw.touched_patients",
     "raw.feature_state",
     "quality.run_feed_stats",
+    "quality.gx_results",  # one row per expectation per run, by design
 }
 
 
