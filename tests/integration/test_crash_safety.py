@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -76,6 +77,9 @@ STEPS += ("features", "omop", "publish", "finish")
 WORKER = """
 import sys
 sys.path.insert(0, sys.argv[1])
+import transforms.hl7 as h
+# one HL7 message per chunk: the loader commits per chunk, so kills also land mid-file
+h.iter_parse_hl7_file.__kwdefaults__["chunk_messages"] = 1
 from test_crash_safety import run_steps
 from warehouse.home import Home
 print("ready", flush=True)
@@ -176,7 +180,12 @@ def diff(expected: dict, got: dict) -> list[str]:
 def per_file_counts(con) -> dict[str, tuple]:
     """file sha → (status, staged rows, open quarantine positions, n_received/accepted/quarantined)."""
     staged: dict[str, int] = {}
-    for table in STAGED.values():
+    # a kill during the very first schema creation leaves some tables missing: the next
+    # writer creates them (CREATE … IF NOT EXISTS); until then they hold nothing
+    existing = set(data_tables(con, ("raw", "staging", "quality")))
+    if not {"raw.files", "quality.quarantine"} <= existing:
+        return {}
+    for table in [t for t in STAGED.values() if t in existing]:
         for sha, n in con.execute(
             "SELECT file_sha256, count(*) FROM " + table + " GROUP BY 1"  # noqa: S608
         ).fetchall():
@@ -208,8 +217,26 @@ def _per_file(home) -> dict:
         con.close()
 
 
-def consistency_problems(home, reference: dict[str, tuple]) -> list[str]:
-    """Everything wrong with a warehouse left behind by a killed run (empty list: consistent)."""
+def core_files(con) -> dict[str, str]:
+    """file sha → a core table holding rows of it."""
+    out = {}
+    for (table,) in con.execute(
+        "SELECT table_schema || '.' || table_name FROM information_schema.columns "
+        "WHERE table_schema = 'core' AND column_name = 'file_sha256'"
+    ).fetchall():
+        for (sha,) in con.execute("SELECT DISTINCT file_sha256 FROM " + table).fetchall():  # noqa: S608
+            out[sha] = table
+    return out
+
+
+def consistency_problems(
+    home, reference: dict[str, tuple], partial: list[str] | None = None
+) -> list[str]:
+    """Everything wrong with a warehouse left behind by a killed run (empty list: consistent).
+
+    A file still ``received`` may hold the rows of the chunks committed before the kill
+    (HL7 commits per chunk; listed in ``partial``) as long as core does not see them."""
+    partial = [] if partial is None else partial
     from transforms.landing import sha256_file
     from warehouse.ingest import archive_path
 
@@ -219,9 +246,12 @@ def consistency_problems(home, reference: dict[str, tuple]) -> list[str]:
     con = duckdb.connect(str(home.warehouse))  # read-write: replays the WAL like the next run
     try:
         counts = per_file_counts(con)
-        dangling = con.execute(
-            "SELECT count(*) FROM raw.deliveries d ANTI JOIN raw.files f USING (file_sha256)"
-        ).fetchone()[0]
+        in_core = core_files(con)
+        dangling = 0
+        if "raw.deliveries" in data_tables(con, ("raw",)):
+            dangling = con.execute(
+                "SELECT count(*) FROM raw.deliveries d ANTI JOIN raw.files f USING (file_sha256)"
+            ).fetchone()[0]
     finally:
         con.close()
     if dangling:
@@ -229,8 +259,10 @@ def consistency_problems(home, reference: dict[str, tuple]) -> list[str]:
     for sha, state in counts.items():
         status = state[0]
         if status == "received":
+            if sha in in_core:  # a half-staged (chunk-committed) file must stay invisible
+                problems.append(f"{sha[:12]} status received but its rows are in {in_core[sha]}")
             if state[1] or state[2]:
-                problems.append(f"{sha[:12]} status received with {state[1:3]} rows (partial)")
+                partial.append(sha)
         elif status in ("parsed", "failed"):
             if state != reference.get(sha):
                 problems.append(f"{sha[:12]} {state} != uninterrupted {reference.get(sha)}")
@@ -304,6 +336,7 @@ def _kill_loop(cohort, reference, tmp_path, kills: int, seed: int) -> dict:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     rng = random.Random(seed)
     outcomes = []
+    half_staged = 0  # kills that left a file half staged (chunks committed, not 'parsed')
     for i in range(kills):
         proc = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(HERE), str(cohort["AB"])],
@@ -332,7 +365,9 @@ def _kill_loop(cohort, reference, tmp_path, kills: int, seed: int) -> dict:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             killed = True
-        problems = consistency_problems(home, reference["per_file"])
+        partial: list[str] = []
+        problems = consistency_problems(home, reference["per_file"], partial)
+        half_staged += len(partial)
         done = sum(s[0] != "received" for s in _per_file(home).values())
         state = f"killed {delay:.2f}s after '{last}'" if killed else "completed"
         outcomes.append((i, state, f"{done}/{len(reference['per_file'])} files staged"))
@@ -349,7 +384,12 @@ def _kill_loop(cohort, reference, tmp_path, kills: int, seed: int) -> dict:
     assert done.returncode == 0, done.stdout + done.stderr
     assert not consistency_problems(home, reference["per_file"])
     leftovers = [p.name for p in home.published.parent.glob(".analytics-*")]
-    return {"home": home, "outcomes": outcomes, "snapshot_leftovers": leftovers}
+    return {
+        "home": home,
+        "outcomes": outcomes,
+        "snapshot_leftovers": leftovers,
+        "half_staged": half_staged,
+    }
 
 
 def _assert_same_data(reference_tables: dict, home, schemas) -> None:
@@ -360,12 +400,9 @@ def _assert_same_data(reference_tables: dict, home, schemas) -> None:
 
 def test_sigkill_at_random_points_loses_and_doubles_nothing(cohort, reference_ab, tmp_path):
     result = _kill_loop(cohort, reference_ab, tmp_path, DEFAULT_KILLS, SEED)
-    print(
-        "kill outcomes:",
-        result["outcomes"],
-        "leftover temp snapshots:",
-        result["snapshot_leftovers"],
-    )
+    print("kill outcomes:", result["outcomes"])
+    print("half-staged files seen after kills:", result["half_staged"])
+    print("temp snapshots left in published/:", result["snapshot_leftovers"])
     assert sum("killed" in o[1] for o in result["outcomes"]) >= DEFAULT_KILLS // 2
     # raw, staged, quarantine and core equal the uninterrupted run's, row for row; the
     # incremental marts are checked by the step-boundary test below
@@ -412,14 +449,8 @@ def reference_a_then_ab(cohort, home_after_a):
     "stop_after",
     [
         "land",
-        pytest.param(
-            "stage:meds",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG warehouse/steps.py build_features: only patients touched by the "
-                "current run id are refreshed; a run stopped before features leaves stale marts",
-            ),
-        ),
+        "stage:hl7",
+        "stage:meds",  # was a bug (stale marts), fixed in 4c0554d: touched patients pending
         "features",
     ],
 )
@@ -432,3 +463,20 @@ def test_run_stopped_at_a_step_boundary_is_repaired_by_the_next_run(
     run_steps(home, cohort["AB"], stop_after=stop_after)
     run_steps(home, cohort["AB"])
     assert not diff(reference_a_then_ab, snapshot(home.warehouse))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG warehouse/publish.py publish: a publish killed before its rename leaves "
+    "published/.analytics-<uuid>.duckdb (+ .wal), a full copy of the analyst data, that no "
+    "later publish removes (seen in the SIGKILL loop)",
+)
+def test_publish_removes_temp_snapshots_left_by_a_killed_publish(cohort, home_after_a, tmp_path):
+    from warehouse.publish import publish
+
+    home = _copy_home(home_after_a, tmp_path / "home")
+    stale = home.published.parent / f".analytics-{uuid.uuid4().hex}.duckdb"
+    shutil.copyfile(home.published, stale)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))  # left by a run 2 hours ago
+    publish(home)
+    assert sorted(p.name for p in home.published.parent.iterdir()) == ["analytics.duckdb"]

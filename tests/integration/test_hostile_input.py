@@ -123,21 +123,12 @@ def test_binary_junk_in_every_feed_is_quarantined_and_the_rest_flows(home, tmp_p
     assert set(files) == names | good
     for name in names:
         f = files[name]
-        assert f["accepted"] == 0, (name, f)
-        # recorded and archived in any case; quarantined unless no record could be cut out
-        # of it (see the xfail test below)
-        assert f["quarantined"] >= 1 or f["received"] == 0, (name, f)
-    assert sum(files[n]["quarantined"] >= 1 for n in names) >= 4
+        assert f["accepted"] == 0 and f["quarantined"] >= 1, (name, f)
     assert_good_loaded(files, good)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warehouse/ingest.py stage_file: a non-empty file from which the parser cuts "
-    "no record (junk without a usable header or line breaks) is 'parsed' with 0 received "
-    "and no quarantine row: the quality team never sees it",
-)
 def test_junk_file_without_any_record_is_still_put_aside(home, tmp_path):
+    """Was a bug (0 received, no quarantine row: invisible to quality); fixed in 4c0554d."""
     landing = tmp_path / "landing"
     rng = random.Random(3)
     write(
@@ -147,7 +138,7 @@ def test_junk_file_without_any_record_is_still_put_aside(home, tmp_path):
     write(landing / "meds" / "header_only_junk.csv", b"\x89PNG\x00\x01binary;no;header")
     files = load(home, landing)
     for name, f in files.items():
-        assert f["quarantined"] >= 1, (name, f)
+        assert f["quarantined"] >= 1 and f["checks"][0][0] == "no_records", (name, f)
 
 
 # --------------------------------------------------------------------------- long lines
@@ -237,7 +228,7 @@ def test_odd_file_names_are_recorded_verbatim_and_nothing_is_written_outside_hom
     assert set(files) == expected
     assert "hl7/new\nline.hl7" in files
     unknown = files["lab_csv/north lab ✓/odd.csv"]
-    assert unknown["status"] == "failed" and unknown["checks"][0][0] == "unreadable_file"
+    assert unknown["status"] == "failed" and unknown["checks"][0][0] == "unsupported_file"
     # the archive holds bytes by content hash only: archive/<sha[:2]>/<sha>
     archived = {p.relative_to(home.archive).as_posix() for p in _all_files(home.archive)}
     assert archived == {f"{f['sha'][:2]}/{f['sha']}" for f in files.values()}
@@ -246,8 +237,7 @@ def test_odd_file_names_are_recorded_verbatim_and_nothing_is_written_outside_hom
 
 # --------------------------------------------------------------------------- compressed input
 def test_compressed_files_never_load_as_records(home, tmp_path):
-    """Today: .gz under hl7/ and meds/ is skipped by discovery; under lab_csv/<source>/ it is
-    parsed as (garbage) CSV and every row is rejected. No compressed byte becomes data."""
+    """No compressed byte becomes data, whichever feed folder it lands in."""
     landing = tmp_path / "landing"
     write(landing / "hl7" / "batch.hl7.gz", gzip.compress(HL7_MSG.format(n=5).encode(), mtime=0))
     write(
@@ -259,14 +249,10 @@ def test_compressed_files_never_load_as_records(home, tmp_path):
     assert all(f["accepted"] == 0 for f in files.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG transforms/landing.py classify: a .gz under hl7/ or meds/ is silently ignored "
-    "(not in raw.files, no quarantine row); docs/feeds.md says nothing is dropped silently",
-)
 def test_compressed_files_are_quarantined_with_a_reason(home, tmp_path):
     """Decision (docs/reliability.md): compressed landing files are rejected with a reason,
-    not decompressed (a decompression bomb would bypass the 256 MiB size cap)."""
+    not decompressed (a decompression bomb would bypass the 256 MiB size cap). Was a bug
+    (.gz under hl7/ and meds/ ignored silently); fixed in 4c0554d."""
     landing = tmp_path / "landing"
     write(landing / "hl7" / "batch.hl7.gz", gzip.compress(HL7_MSG.format(n=5).encode(), mtime=0))
     write(
@@ -364,12 +350,8 @@ def _stage_dexa(home, tmp_path, run_id="r"):
     return steps.stage(home, "dexa", run_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warehouse/ingest.py stage_file: by_check counts one per failing staged row, "
-    "so one future-dated spine record (5 regions) reports future_date: 5",
-)
 def test_by_check_counts_records_not_staged_rows(home, tmp_path):
+    """Was a bug (future_date: 5 for one 5-region record); fixed in 4c0554d."""
     summary = _stage_dexa(home, tmp_path)
     assert summary.quarantined == 1
     assert summary.by_check == {"future_date": 1}

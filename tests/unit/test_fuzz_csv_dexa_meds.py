@@ -13,9 +13,8 @@ after the header, by physical line) is staged or rejected, never both, a reject 
 reject has a vocabulary check name and a reason; time per input is bounded (deadline).
 
 Privacy properties: rows whose name cell lost its quotes (cells shifted) quote no identifier
-in their rejects (a bug found here and fixed in fc3396d); identifiers typed into the wrong
-cell (a name in the date column) must not be quoted by reasons either — that one fails today
-and is pinned in ``test_privacy.py``.
+in their rejects (a bug found here, fixed in fc3396d); identifiers typed into the wrong cell
+(a name in the date column) are not quoted by reasons either (reported, fixed in b7dbbc2).
 
 Larger runs: ``python scripts/fuzz_long.py --target csv --examples 20000``.
 """
@@ -305,11 +304,6 @@ def identifier_in_wrong_cell(draw) -> tuple[str, bytes]:
     return target, (head + "\n" + line).encode()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG (reported) transforms/csv_labs.py, dexa.py, meds.py: reasons quote the cell "
-    "text of an unreadable date / side / frequency cell, so an identifier typed there leaks",
-)
 @FUZZ
 @given(identifier_in_wrong_cell())
 def test_rejects_never_quote_an_identifier_typed_into_the_wrong_cell(case):
