@@ -16,7 +16,6 @@ demo: setup
 	@rm -rf "$(LABWH_HOME)/demo_input"
 	$(RUN) labwh generate --patients $(DEMO_PATIENTS) --seed $(DEMO_SEED) --out "$(LABWH_HOME)/demo_input"
 	$(RUN) labwh run --landing "$(LABWH_HOME)/demo_input/landing"
-	$(RUN) labwh report
 	@echo ""
 	@echo "Warehouse (writer):   $(LABWH_HOME)/warehouse.duckdb"
 	@echo "Analyst snapshot:     $(LABWH_HOME)/published/analytics.duckdb   (labwh sql)"
