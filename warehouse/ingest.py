@@ -241,31 +241,27 @@ def stage_file(
     table = STAGED_TABLE[feed]
     kind = RECORD_KIND[feed]
     path = archive_path(home, file_sha256)
+
+    def put_aside(check_name: str, reason: str) -> FileStats:
+        return _stage_whole_file_reject(
+            con,
+            file_sha256,
+            feed,
+            source,
+            run_id=run_id,
+            now=as_of,
+            reject=Reject(position="file", check_name=check_name, reason=reason),
+        )
+
     unsupported = unsupported_reason(feed, source, name)
     if unsupported:
-        return _stage_whole_file_reject(
-            con,
-            file_sha256,
-            feed,
-            source,
-            run_id=run_id,
-            now=as_of,
-            reject=Reject(position="file", check_name=UNSUPPORTED_FILE, reason=unsupported),
-        )
-    if feed not in STREAMING_FEEDS and path.stat().st_size > MAX_WHOLE_FILE_BYTES:
-        return _stage_whole_file_reject(
-            con,
-            file_sha256,
-            feed,
-            source,
-            run_id=run_id,
-            now=as_of,
-            reject=Reject(
-                position="file",
-                check_name=FILE_TOO_LARGE,
-                reason=f"{path.stat().st_size} bytes exceeds the {MAX_WHOLE_FILE_BYTES} bytes "
-                f"a {feed} file may have (split the export)",
-            ),
+        return put_aside(UNSUPPORTED_FILE, unsupported)
+    size = path.stat().st_size
+    if feed not in STREAMING_FEEDS and size > MAX_WHOLE_FILE_BYTES:
+        return put_aside(
+            FILE_TOO_LARGE,
+            f"{size} bytes exceeds the {MAX_WHOLE_FILE_BYTES} bytes a {feed} file may have "
+            "(split the export)",
         )
     stats = FileStats(feed, file_sha256)
     produced: set[tuple[str, str]] = set()  # (position, check) of this parse's rejects
@@ -280,20 +276,11 @@ def stage_file(
                 result = next(chunks, None)
             except Exception as exc:  # a parser bug or hostile bytes: the file is poison
                 con.execute("ROLLBACK")
-                return _stage_whole_file_reject(
-                    con,
-                    file_sha256,
-                    feed,
-                    source,
-                    run_id=run_id,
-                    now=as_of,
-                    reject=Reject(
-                        position="file",
-                        check_name=UNREADABLE_FILE,
-                        # the exception text may quote the file's content: only its type
-                        reason=f"the {feed} parser failed on this file ({type(exc).__name__}); "
-                        "bytes kept in the archive for replay",
-                    ),
+                # the exception text may quote the file's content: only its type
+                return put_aside(
+                    UNREADABLE_FILE,
+                    f"the {feed} parser failed on this file ({type(exc).__name__}); "
+                    "bytes kept in the archive for replay",
                 )
             if result is None:
                 break
@@ -317,19 +304,10 @@ def stage_file(
             con.execute("BEGIN")
         if stats.received == 0:
             con.execute("ROLLBACK")
-            return _stage_whole_file_reject(
-                con,
-                file_sha256,
-                feed,
-                source,
-                run_id=run_id,
-                now=as_of,
-                reject=Reject(
-                    position="file",
-                    check_name=NO_RECORDS,
-                    reason=f"the {feed} parser found no record in this file "
-                    "(empty, header only, or not this feed's format)",
-                ),
+            return put_aside(
+                NO_RECORDS,
+                f"the {feed} parser found no record in this file "
+                "(empty, header only, or not this feed's format)",
             )
         _release_resolved(con, file_sha256, produced, run_id=run_id, now=as_of)
         for _, check in produced:

@@ -25,3 +25,8 @@ CREATE TABLE IF NOT EXISTS quality.run_feed_stats (
     n_quarantined   INTEGER NOT NULL,
     PRIMARY KEY (run_id, feed)
 );
+-- the records currently held (quarantined and not released): core models anti-join this
+CREATE OR REPLACE VIEW quality.held_records AS
+SELECT DISTINCT file_sha256, position
+FROM quality.quarantine
+WHERE released_at IS NULL;

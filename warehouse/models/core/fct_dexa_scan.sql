@@ -5,15 +5,11 @@ staged AS (
     SELECT * FROM staging.stg_dexa__scan
 ),
 
-held AS (
-    SELECT DISTINCT file_sha256, position FROM quality.quarantine WHERE released_at IS NULL
-),
-
 accepted AS (
     SELECT s.*, f.received_at
     FROM staged AS s
     JOIN raw.files AS f USING (file_sha256)  -- only files whose every chunk is staged
-    ANTI JOIN held AS h USING (file_sha256, position)
+    ANTI JOIN quality.held_records AS h USING (file_sha256, position)
     WHERE f.status = 'parsed' AND s.patient_key IS NOT NULL AND s.scan_date IS NOT NULL AND s.site IS NOT NULL
 ),
 

@@ -10,12 +10,6 @@ staged AS (
     SELECT *, 'lab_csv' AS feed FROM staging.stg_lab_csv__lab_result
 ),
 
-held AS (
-    SELECT DISTINCT file_sha256, position
-    FROM quality.quarantine
-    WHERE released_at IS NULL
-),
-
 received AS (
     -- only files whose every chunk is staged (a file being staged is not yet 'parsed')
     SELECT file_sha256, received_at FROM raw.files WHERE status = 'parsed'
@@ -25,7 +19,7 @@ accepted AS (
     SELECT s.*, r.received_at
     FROM staged AS s
     JOIN received AS r USING (file_sha256)
-    ANTI JOIN held AS h USING (file_sha256, position)
+    ANTI JOIN quality.held_records AS h USING (file_sha256, position)
 ),
 
 occurrences AS (
