@@ -290,14 +290,7 @@ WRONG_CELL = {
 @pytest.mark.parametrize(
     "feed",
     [
-        pytest.param(
-            "hl7",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG transforms/hl7/rows.py _obx_excerpt: the excerpt of a rejected NM "
-                "result shows OBX-5 (up to 20 characters), so a name typed there is quoted",
-            ),
-        ),
+        "hl7",  # the excerpt showed OBX-5 of a rejected NM result: fixed in 2702a42
         "hologic",  # reasons quoted the scan-date cell: fixed in b7dbbc2
         "northlab",  # reasons quoted the collection-time cell: fixed in b7dbbc2
     ],
