@@ -11,7 +11,6 @@ import dagster as dg
 
 from pipelines import reports
 from pipelines.resources import WarehouseResource
-from schemas.dictionary import apply_comments
 from transforms.landing import FEEDS
 from warehouse import params, steps
 from warehouse.publish import publish
@@ -163,7 +162,7 @@ def published_analytics(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     home = warehouse.get_home()
-    path = publish(home, comment_hook=apply_comments)
+    path = publish(home)
     steps.finish_run(home, context.run_id)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -154,7 +155,7 @@ def cmd_sql(args) -> int:
     if not home.published.exists():
         print(f"no published snapshot at {home.published}; run `labwh run` first", file=sys.stderr)
         return 2
-    con = duckdb.connect(str(home.published), read_only=True)
+    con = duckdb.connect(str(home.published), read_only=True, config={"enable_progress_bar": False})
     try:
         if args.command:
             _print_table(con.execute(args.command), args.csv)
@@ -244,6 +245,28 @@ def cmd_reprocess(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- rekey
+def cmd_rekey(args) -> int:
+    from warehouse.rekey import rekey
+
+    home = _home(args)
+    if not args.yes:
+        print(
+            "rekey replays every archived file under a new HMAC key: every patient_key changes "
+            "and analysts' saved keys stop matching. Re-run with --yes to proceed.",
+            file=sys.stderr,
+        )
+        return 2
+    if os.environ.get("LABWH_HMAC_KEY"):
+        new_key = None  # the key comes from the environment: it was already changed there
+    else:
+        new_key = (os.environ.get("LABWH_NEW_HMAC_KEY") or secrets.token_hex(32)).encode()
+    result = rekey(home, new_key=new_key)
+    for k, v in result.items():
+        print(f"{k}: {v}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -308,6 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--home", help="warehouse home folder")
     rp.set_defaults(func=cmd_reprocess)
+
+    rk = sub.add_parser(
+        "rekey",
+        help="rotate the pseudonymization key (docs/threat_model.md)",
+        epilog="With $LABWH_HMAC_KEY set, set the new key there first; otherwise the key file "
+        "gets $LABWH_NEW_HMAC_KEY or a fresh random key. " + EPILOG,
+    )
+    rk.add_argument("--yes", action="store_true", help="really replace every patient_key")
+    rk.add_argument("--home", help="warehouse home folder")
+    rk.set_defaults(func=cmd_rekey)
     return p
 
 

@@ -179,6 +179,14 @@ def register_deliveries(
 
 
 def _insert_rejects(con, sha, feed, source, rejects: list[Reject], *, run_id, now) -> None:
+    # one row per (position, check): the first reject in file order speaks for the record
+    # (a DXA record fails once per region; which one is kept must not depend on timing)
+    seen: set[tuple[str, str]] = set()
+    rejects = [
+        r
+        for r in rejects
+        if (r.position, r.check_name) not in seen and not seen.add((r.position, r.check_name))
+    ]
     if not rejects:
         return
     frame = pl.DataFrame(

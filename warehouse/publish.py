@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.dictionary import apply_comments
 from warehouse.home import Home
 from warehouse.runner import MODELS_DIR, model_sql
 
@@ -39,10 +40,26 @@ def _tables(con, database: str, schemas) -> list[str]:
     return [r[0] for r in rows]
 
 
-def publish(home: Home, *, comment_hook=None) -> Path:
-    """Write a fresh snapshot and swap it in atomically; returns the published path."""
+def remove_stale_snapshots(folder: Path) -> list[str]:
+    """Temp snapshots a killed publish left behind (full copies of analyst data).
+
+    Runs are serialized (one writer), so any temp file present when a publish starts is
+    stale."""
+    removed = []
+    for stale in folder.glob(".analytics-*"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale.name)
+    return removed
+
+
+def publish(home: Home, *, comment_hook=apply_comments) -> Path:
+    """Write a fresh snapshot and swap it in atomically; returns the published path.
+
+    ``comment_hook`` writes the table/column descriptions into the snapshot (default: the
+    Pandera models' descriptions)."""
     target = home.published
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_snapshots(target.parent)
     tmp = target.parent / f".analytics-{uuid.uuid4().hex}.duckdb"
     dst = duckdb.connect(str(tmp))
     try:

@@ -465,12 +465,6 @@ def test_run_stopped_at_a_step_boundary_is_repaired_by_the_next_run(
     assert not diff(reference_a_then_ab, snapshot(home.warehouse))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warehouse/publish.py publish: a publish killed before its rename leaves "
-    "published/.analytics-<uuid>.duckdb (+ .wal), a full copy of the analyst data, that no "
-    "later publish removes (seen in the SIGKILL loop)",
-)
 def test_publish_removes_temp_snapshots_left_by_a_killed_publish(cohort, home_after_a, tmp_path):
     from warehouse.publish import publish
 

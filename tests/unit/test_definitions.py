@@ -30,7 +30,7 @@ def test_cli_help_for_every_command(capsys):
 
     from pipelines.cli import build_parser
 
-    for cmd in ["generate", "run", "sql", "report", "quarantine", "reprocess"]:
+    for cmd in ["generate", "run", "sql", "report", "quarantine", "reprocess", "rekey"]:
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0
