@@ -21,10 +21,8 @@ DOMAINS = {"measurement", "unit", "drug"}
 # Catalog LOINCs (config/analytes.csv) with no OMOP concept id found in public material that
 # states the id for that exact code; they map to concept 0 until a sourced id is added.
 KNOWN_UNMAPPED_LOINC = {
-    "2243-4",  # Estradiol [Mass/volume]: not in EstonianOMOPMappings loinc_mappings.csv
     "72873-3",  # Estradiol by LC-MS/MS (high sensitivity): no sourced mapping found
     "83096-8",  # Estradiol by immunoassay: no sourced mapping found
-    "2986-8",  # Testosterone [Mass/volume]: not in EstonianOMOPMappings (SI units only)
     "2991-8",  # Testosterone free [Mass/volume]: no sourced mapping found
     "21215-9",  # N-telopeptide: no sourced mapping found
     "17838-4",  # Bone-specific alkaline phosphatase [Mass/volume]: no sourced mapping found
