@@ -155,7 +155,8 @@ def cmd_sql(args) -> int:
     if not home.published.exists():
         print(f"no published snapshot at {home.published}; run `labwh run` first", file=sys.stderr)
         return 2
-    con = duckdb.connect(str(home.published), read_only=True, config={"enable_progress_bar": False})
+    con = duckdb.connect(str(home.published), read_only=True)
+    con.execute("SET enable_progress_bar = false")  # keeps --csv output clean
     try:
         if args.command:
             _print_table(con.execute(args.command), args.csv)

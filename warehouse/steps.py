@@ -41,7 +41,8 @@ FEATURE_MODELS = ("marts.feat_e2_exposure", "marts.feat_bmd_trend")
 def writer(home: Home):
     """The writer's connection to the warehouse, with every layer's tables present."""
     home.ensure()
-    con = duckdb.connect(str(home.warehouse), config={"enable_progress_bar": False})
+    con = duckdb.connect(str(home.warehouse))
+    con.execute("SET enable_progress_bar = false")  # no progress bar in logs or CSV output
     try:
         ingest.ensure_schema(con)
         yield con
