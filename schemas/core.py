@@ -261,6 +261,19 @@ class DimPatient(_Table):
     sex: str = optional("Administrative sex (smallest value any feed sent).")
 
 
+class RefOmopConcept(_Table):
+    """Code → OMOP standard concept id map behind the omop views (config/omop_concepts.csv;
+    a code without a row maps to concept 0). Grain: one row per domain × source code."""
+
+    domain: str = pa.Field(
+        isin=["measurement", "unit", "drug"],
+        description="`measurement` (keyed by LOINC), `unit` (UCUM unit), `drug` (RxNorm).",
+    )
+    source_code: str = pa.Field(description="The LOINC code, UCUM unit or RxNorm code.")
+    concept_id: int = pa.Field(gt=0, description="OMOP standard concept id.")
+    concept_name: str = optional("OMOP concept name.")
+
+
 class FeatE2Exposure(_Table):
     """Time with estradiol below a threshold by day-by-day linear interpolation between
     result dates (Rosendaal; docs/features.md). Grain: one row per patient × threshold ×
@@ -371,6 +384,7 @@ CORE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "core.fct_medication": FctMedication,
     "core.medication_exposure": MedicationExposure,
     "core.dim_patient": DimPatient,
+    "core.ref_omop_concept": RefOmopConcept,
     "marts.feat_e2_exposure": FeatE2Exposure,
     "marts.feat_bmd_trend": FeatBmdTrend,
 }

@@ -35,7 +35,7 @@ def _evaluate(home) -> dict[str, dg.AssetCheckEvaluation]:
 def test_checks_pass_on_built_warehouse_then_block_on_duplicate_keys(home):
     qf.build_quality_warehouse(home, with_bad_rows=False)
     evaluations = _evaluate(home)
-    assert len(evaluations) == 12
+    assert len(evaluations) == 13  # 4 staged + 7 core + 2 marts tables
     assert all(e.passed for e in evaluations.values()), {
         k: e.metadata for k, e in evaluations.items() if not e.passed
     }

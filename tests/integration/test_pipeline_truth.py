@@ -203,3 +203,23 @@ def test_omop_counts_equal_core(pipeline):
         q("SELECT count(*) FROM omop.measurement WHERE operator_concept_id = 4171756") == censored
     )
     con.close()
+
+
+def test_every_analyst_table_and_column_is_described(pipeline):
+    for db in (pipeline["home"].published, pipeline["home"].warehouse):
+        con = duckdb.connect(str(db), read_only=True)
+        missing_tables = con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+            "WHERE schema_name IN ('core', 'marts') AND (comment IS NULL OR comment = '')"
+        ).fetchall()
+        missing_columns = con.execute(
+            "SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns() "
+            "WHERE schema_name IN ('core', 'marts') AND (comment IS NULL OR comment = '')"
+        ).fetchall()
+        grain = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' "
+            "AND table_name = 'feat_bmd_trend'"
+        ).fetchone()[0]
+        con.close()
+        assert missing_tables == [] and missing_columns == [], db
+        assert "one row per" in grain.lower()

@@ -25,6 +25,7 @@ CONTRACT_TABLES = {
     "core.fct_medication",
     "core.medication_exposure",
     "core.dim_patient",
+    "core.ref_omop_concept",
     "marts.feat_e2_exposure",
     "marts.feat_bmd_trend",
     "staging.stg_hl7__lab_result",
