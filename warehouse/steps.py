@@ -18,7 +18,6 @@ from pathlib import Path
 
 import duckdb
 
-from schemas.dictionary import apply_comments
 from transforms.landing import FEEDS, discover
 from transforms.pseudonym import make_pseudonymizer
 from warehouse import ingest
@@ -163,7 +162,6 @@ def build_core(home: Home, params: dict) -> dict[str, int]:
         con.execute("BEGIN")
         for name in CORE_MODELS:
             counts[name] = materialize(con, name, params)
-        apply_comments(con)  # rebuilt tables lose their descriptions: write them again
         con.execute("COMMIT")
     return counts
 
@@ -201,7 +199,6 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
             "UPDATE raw.touched_patients SET refreshed_at = $t WHERE refreshed_at IS NULL",
             {"t": now()},
         )
-        apply_comments(con)
         con.execute("COMMIT")
     return counts
 

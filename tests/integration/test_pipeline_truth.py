@@ -206,7 +206,10 @@ def test_omop_counts_equal_core(pipeline):
 
 
 def test_every_analyst_table_and_column_is_described(pipeline):
-    for db in (pipeline["home"].published, pipeline["home"].warehouse):
+    # the published snapshot (the writer's tables carry none: DuckDB 1.5.5 cannot replay a
+    # COMMENT ON from the WAL after a crash, so comments are only written into the snapshot,
+    # which is checkpointed before it is swapped in)
+    for db in (pipeline["home"].published,):
         con = duckdb.connect(str(db), read_only=True)
         missing_tables = con.execute(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables() "

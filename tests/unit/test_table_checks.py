@@ -120,4 +120,4 @@ def test_specs_block_core_and_marts_only():
     specs = {s.table: s.blocking for s in asset_check_specs()}
     assert specs["core.fct_lab_result"] and specs["marts.feat_bmd_trend"]
     assert not specs["staging.stg_hl7__lab_result"]
-    assert len(specs) == 12
+    assert len(specs) == 13  # 4 staged + 7 core + 2 marts tables
