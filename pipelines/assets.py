@@ -55,6 +55,15 @@ def describe(key: dg.AssetKey) -> str:
     return " ".join(lines)
 
 
+def _table_results(keys, counts: dict[str, int], t0: float):
+    """One materialization per table a multi-asset built (rows, shared duration)."""
+    seconds = round(time.perf_counter() - t0, 2)
+    for key in keys:
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={"rows": counts[".".join(key.path)], "duration_s": seconds}
+        )
+
+
 def _summary_metadata(summary: steps.FeedSummary, seconds: float) -> dict:
     return {
         "files": summary.files,
@@ -119,11 +128,7 @@ def core_tables(warehouse: WarehouseResource):
     """Staged → core: a deterministic rebuild of every core table (one transaction)."""
     t0 = time.perf_counter()
     counts = steps.build_core(warehouse.get_home(), params.core_params())
-    seconds = round(time.perf_counter() - t0, 2)
-    for key in CORE_KEYS:
-        yield dg.MaterializeResult(
-            asset_key=key, metadata={"rows": counts[".".join(key.path)], "duration_s": seconds}
-        )
+    yield from _table_results(CORE_KEYS, counts, t0)
 
 
 @dg.multi_asset(
@@ -139,11 +144,7 @@ def feature_marts(
     t0 = time.perf_counter()
     p = params.feature_params(config.overrides())
     counts = steps.build_features(warehouse.get_home(), p, context.run_id, full=config.full_rebuild)
-    seconds = round(time.perf_counter() - t0, 2)
-    for key in FEATURE_KEYS:
-        yield dg.MaterializeResult(
-            asset_key=key, metadata={"rows": counts[".".join(key.path)], "duration_s": seconds}
-        )
+    yield from _table_results(FEATURE_KEYS, counts, t0)
 
 
 @dg.asset(key=OMOP, deps=CORE_KEYS, group_name="omop", description="OMOP CDM v5.4 views over core.")

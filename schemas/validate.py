@@ -9,19 +9,17 @@ Pandera's failure cases of frame-wide checks copy whole rows, so they are never 
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from functools import lru_cache
-from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from schemas.staging import StgDexaScan, StgLabResult, StgMedication
+from transforms.catalog import load_plausible_ranges
 from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, Reject
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SCHEMA_VIOLATION = "schema_violation"
 
 BMD_RANGE_G_CM2 = (0.2, 2.5)
@@ -90,16 +88,16 @@ RULES = {
 }
 
 
-@lru_cache(maxsize=4)
-def plausible_ranges(path: str = str(CONFIG_DIR / "plausible_ranges.csv")) -> pl.DataFrame:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+@lru_cache(maxsize=1)
+def plausible_ranges() -> pl.DataFrame:
+    """The ranges as a frame to join on (analyte, unit); cached per process."""
+    rows = load_plausible_ranges()
     return pl.DataFrame(
         {
             "analyte": [r["analyte"] for r in rows],
             "unit": [r["unit"] for r in rows],
-            "_min_value": [float(r["min_value"]) for r in rows],
-            "_max_value": [float(r["max_value"]) for r in rows],
+            "_min_value": [r["min_value"] for r in rows],
+            "_max_value": [r["max_value"] for r in rows],
         }
     )
 

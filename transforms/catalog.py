@@ -77,6 +77,21 @@ def _load_catalog(d: str) -> Catalog:
     return Catalog(analytes, factors)
 
 
+def load_plausible_ranges(config_dir: Path | None = None) -> list[dict]:
+    """config/plausible_ranges.csv: analyte, unit, min_value, max_value (floats)."""
+    path = Path(config_dir or CONFIG_DIR) / "plausible_ranges.csv"
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [
+            {
+                "analyte": r["analyte"],
+                "unit": r["unit"],
+                "min_value": float(r["min_value"]),
+                "max_value": float(r["max_value"]),
+            }
+            for r in csv.DictReader(fh)
+        ]
+
+
 def clear_cache() -> None:
     """Forget loaded catalogs (after a mapping file was edited, e.g. before a release)."""
     _load_catalog.cache_clear()

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from transforms.catalog import CONFIG_DIR
+
 FEEDS = ("hl7", "lab_csv", "dexa", "meds")
 SUFFIXES = {
     "hl7": frozenset({".hl7", ".txt", ".mllp", ".hl7v2", ".msg"}),
@@ -15,7 +17,6 @@ SUFFIXES = {
 }
 COMPRESSED = frozenset({".gz", ".zip", ".bz2", ".xz", ".zst", ".7z"})
 DEXA_VENDORS = frozenset({"hologic", "lunar"})
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def register_deliveries(
     now: dt.datetime,
 ) -> DeliveryResult:
     new_files: list[tuple[LandingFile, str]] = []
+    new_shas: set[str] = set()
     duplicates: list[FileStats] = []
     for lf in files:
         sha = sha256_file(lf.path)
@@ -120,7 +121,7 @@ def register_deliveries(
         known = con.execute(
             "SELECT name FROM raw.files WHERE file_sha256 = $s", {"s": sha}
         ).fetchone()
-        if known is None and any(sha == s for _, s in new_files):
+        if known is None and sha in new_shas:
             known = ("(same run)",)
         con.execute("BEGIN")
         try:
@@ -175,6 +176,7 @@ def register_deliveries(
             raise
         if known is None:
             new_files.append((lf, sha))
+            new_shas.add(sha)
     return DeliveryResult(new_files, duplicates)
 
 

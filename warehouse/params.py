@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import yaml
 
 from transforms import feature_config
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+from transforms.catalog import CONFIG_DIR
 
 # run-config override name → section of config/features.yaml
 _OVERRIDE_SECTIONS = {

@@ -19,7 +19,6 @@ result is stripped of the value-bearing keys (``_strip_values``) anyway. Outputs
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import os
@@ -29,12 +28,11 @@ from typing import Any
 import polars as pl
 import yaml
 
+from transforms.catalog import CONFIG_DIR, load_plausible_ranges
 from warehouse.home import Home
 from warehouse.quality_queries import connect_read_only, query, table_exists
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SUITES_YAML = CONFIG_DIR / "gx_suites.yaml"
-RANGES_CSV = CONFIG_DIR / "plausible_ranges.csv"
 
 RESULT_FORMAT = {
     "result_format": "SUMMARY",
@@ -78,17 +76,8 @@ def load_suites(path: Path = SUITES_YAML) -> dict[str, dict]:
         return yaml.safe_load(fh) or {}
 
 
-def plausible_ranges(path: Path = RANGES_CSV) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [
-            {
-                "analyte": r["analyte"],
-                "unit": r["unit"],
-                "min_value": float(r["min_value"]),
-                "max_value": float(r["max_value"]),
-            }
-            for r in csv.DictReader(fh)
-        ]
+def plausible_ranges() -> list[dict]:
+    return load_plausible_ranges()
 
 
 def expectation_specs(suite: dict, ranges: list[dict]) -> list[tuple[str, dict]]:
