@@ -8,8 +8,6 @@ chunk becomes one DataFrame built from plain Python lists.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +18,9 @@ from transforms import redact
 from transforms.catalog import Catalog
 from transforms.hl7.config import Hl7Config, load_hl7_config
 from transforms.hl7.framing import RawMessage
+from transforms.hl7.obx import CONTEXT_SCHEMA, OBX_FIELDS, read_obx, read_obx_batch
 from transforms.hl7.parse import (
+    DEFAULT_ENCODING,
     SEGMENT_ID,
     Encoding,
     MalformedMessage,
@@ -43,10 +43,6 @@ from transforms.records import (
 )
 
 SCHEMA = columns_of(StgLabResult)
-COMPARATORS = frozenset({"<", "<=", ">", ">="})
-SN_COMPARATORS = COMPARATORS | {"", "="}  # SN-1 values that leave a plain number
-CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF", "CV"})
-_NUMBER = re.compile(r"\s*(<=|>=|<|>)?\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*")
 _PAD = [""] * 32
 PATIENT_CACHE_SIZE = 20_000  # recent PID segments; bounded so memory stays flat
 SPILL_ROWS = 20_000  # OBX rows held as Python lists before they become a polars frame
@@ -67,28 +63,10 @@ GROUP_COLUMNS = (
     "birth_year",
     "sex",
 )
-OBX_COLUMNS = (
-    "segment_index",
-    "collected_at",
-    "observed_at",
-    "source_code",
-    "source_text",
-    "source_code_system",
-    "alt_code",
-    "alt_text",
-    "alt_code_system",
-    "sub_id",
-    "value_type",
-    "original_value",
-    "original_unit",
-    "value_num_original",
-    "comparator",
-    "value_text",
-    "reference_range",
-    "abnormal_flags",
-    "result_status",
-    "method",
-)
+# a group in ChunkParser.groups: GROUP_COLUMNS, then its OBR-7 (µs, unreadable?, text as read),
+# the message's time zone and encoding (None: the default one)
+GROUP_WIDTH = len(GROUP_COLUMNS) + 5
+OBX_COLUMNS = ("segment_index", *OBX_FIELDS)
 
 
 @dataclass
@@ -113,84 +91,17 @@ class FileState:
         return cfg
 
 
-def _number(text: str) -> tuple[float | None, str | None]:
-    """'5', ' 5.0 ', '<5', '>= 300' → (number, comparator); (None, None) when not a number."""
-    m = _NUMBER.fullmatch(text)
-    if m is None:
-        return None, None
-    return float(m.group(2)), m.group(1)
-
-
-def _value(
-    vtype: str, raw: str, enc: Encoding
-) -> tuple[str | None, float | None, str | None, str | None, str | None]:
-    """OBX-5 → (original_value, number, comparator, value_text, error)."""
-    if not raw:
-        return None, None, None, None, None
-    original = unescape(raw, enc) if enc.ec in raw else raw
-    if vtype == "NM":
-        if enc.rs in raw:  # repeated NM (`27~25`): no single number; kept as text
-            return original, None, None, original, None
-        if not original.strip():
-            return original, None, None, None, None
-        try:
-            num = float(original)
-            if math.isfinite(num) and "_" not in original:
-                return original, num, None, None, None
-        except ValueError:
-            pass
-        num, comp = _number(original)
-        if num is None:
-            return original, None, None, None, "OBX-5 of type NM is not a number"
-        return original, num, comp, None, None
-    if vtype == "SN":
-        c = components(raw.split(enc.rs, 1)[0], enc, 4)
-        comp, num1, sep, num2 = c[0].strip(), c[1].strip(), c[2].strip(), c[3].strip()
-        if sep or num2:  # range or ratio (`^10^-^20`, `^1^:^40`): text
-            return original, None, None, f"{comp}{num1}{sep}{num2}", None
-        if not num1:
-            if comp:
-                return original, None, None, None, "OBX-5 of type SN has no number"
-            return original, None, None, None, None
-        num, extra = _number(num1)
-        if num is None or extra is not None or comp not in SN_COMPARATORS:
-            return original, None, None, None, "OBX-5 of type SN is not comparator^number"
-        return original, num, comp if comp in COMPARATORS else None, None, None
-    if vtype in CODED_TYPES:
-        c = components(raw.split(enc.rs, 1)[0], enc, 2)
-        return original, None, None, c[1] or c[0] or None, None
-    if vtype == "ST":  # a plain number sent as ST (`<5`) also gets its number
-        num, comp = _number(original)
-        return original, num, comp, original, None
-    return original, None, None, original, None
-
-
-def _flags(raw: str, enc: Encoding) -> str:
-    """OBX-8: component 1 of each repetition, joined with '~'."""
-    return "~".join(first_component(r, enc) for r in raw.split(enc.rs))
-
-
-def _obx_excerpt(code: str, vtype: str, value: str | None) -> str:
-    """What a rejected OBX shows (transforms.redact): the code as a token, the value as it
-    is only when it looks like data (`0 .07`), else by its shape (a name typed into it)."""
-    return f"OBX-3 {redact.token(code)} | OBX-2 {redact.token(vtype)} | OBX-5 {redact.shown(value)}"
-
-
-def _coded_text(raw: str, enc: Encoding) -> str | None:
-    """Text of a CE/CWE field (component 2, else 1), first repetition."""
-    if not raw:
-        return None
-    c = components(raw.split(enc.rs, 1)[0], enc, 2)
-    return c[1] or c[0] or None
-
-
 class ChunkParser:
     """Parses messages one by one (``add``); ``result()`` makes the chunk's ParseResult."""
 
     def __init__(self, state: FileState) -> None:
         self.state = state
-        self.groups: list[tuple] = []  # one tuple per group, in GROUP_COLUMNS order
-        self.rows: list[tuple] = []  # one tuple per OBX: group number, then OBX_COLUMNS
+        # one tuple per group: GROUP_COLUMNS, then what reading its OBX needs (GROUP_CONTEXT)
+        # Flat lists of atomic values (no tuple per row: cheaper, and nothing for the
+        # garbage collector to track). A group is GROUP_WIDTH values: GROUP_COLUMNS, then
+        # what reading its OBX needs; an OBX is 3: group number, segment index, segment.
+        self.groups: list = []
+        self.rows: list = []
         self.rejects: list[Reject] = []
         self.identities: dict[tuple, None] = {}  # Identity fields, first-seen order
         self.apps: set[str] = set()
@@ -212,7 +123,7 @@ class ChunkParser:
                 raise MalformedMessage("segments outside any message (no MSH before them)")
             enc = read_encoding(msg.segments[0])
             self._message(msg, enc)
-            if len(self.rows) >= SPILL_ROWS:
+            if len(self.rows) >= 3 * SPILL_ROWS:
                 self._spill()
         except MalformedMessage as exc:
             del self.groups[g_len:]
@@ -231,7 +142,7 @@ class ChunkParser:
             )
 
     def _message(self, msg: RawMessage, enc: Encoding) -> None:
-        fs, cs, rs, ec = enc.fs, enc.cs, enc.rs, enc.ec
+        fs, cs = enc.fs, enc.cs
         segs = msg.segments
         h = segs[0].split(fs)
         if len(h) < 12:
@@ -260,6 +171,7 @@ class ChunkParser:
 
         groups = self.groups
         rows = self.rows
+        own_enc = None if enc is DEFAULT_ENCODING else enc  # atomic values in the common case
         valid_ids = self.state.segment_ids
         mi = msg.index
 
@@ -270,6 +182,7 @@ class ChunkParser:
         filler = placer = order_status = None
         obr_collected = None
         obr_collected_bad = False
+        obr_text = ""  # OBR-7 as read: an OBX-14 with the same text has the same time
         gid = -1  # current group row
 
         for j in range(1, len(segs)):
@@ -280,72 +193,26 @@ class ChunkParser:
             if tag == "OBX":
                 if not has_order:
                     raise MalformedMessage(f"segment s{j}: OBX with no OBR before it")
-                f = seg.split(fs)
-                if len(f) < 18:
-                    f.extend(_PAD[: 18 - len(f)])
-                code = f[3]
-                c = code.split(cs)
-                if ec in code:
-                    c = [unescape(x, enc) for x in c]
-                if len(c) < 6:
-                    c.extend(_PAD[: 6 - len(c)])
-                vtype = f[2].strip()
-                original, num, comp, text, error = _value(vtype, f[5], enc)
-                observed = None
-                obs_bad = False
-                ob = f[14]
-                if ob:
-                    if cs in ob or rs in ob or ec in ob:
-                        ob = first_component(ob, enc)
-                    try:
-                        observed = parse_dtm_us(ob, tz)
-                    except BadTimestamp:
-                        obs_bad = True
-                collected = obr_collected if obr_collected is not None else observed
-                if collected is None and (obr_collected_bad or obs_bad) and error is None:
-                    error = "collection time (OBR-7, else OBX-14) is not a valid HL7 timestamp"
-                if error is not None or patient_key is None:
-                    position = f"m{mi}/s{j}"
-                    excerpt = _obx_excerpt(c[0], vtype, original)
-                    if patient_key is None:
-                        reject = Reject(
-                            position,
+                if patient_key is None:
+                    _, _, excerpt = read_obx(seg, enc, tz, obr_collected, obr_collected_bad)
+                    self.rejects.append(
+                        Reject(
+                            f"m{mi}/s{j}",
                             MISSING_PATIENT_ID,
                             "PID-3 (patient identifier) is empty or there is no PID",
                             excerpt,
                             control_id,
                         )
-                    else:
-                        reject = Reject(position, UNPARSEABLE_VALUE, error, excerpt, control_id)
-                    self.rejects.append(reject)
+                    )
                     continue
                 if gid < 0:
-                    gid = len(groups)
-                    groups.append(
+                    gid = len(groups) // GROUP_WIDTH
+                    groups.extend(
                         (app, patient_key, control_id, facility, version, message_at, mi,
-                         filler, placer, order_status, birth_year, sex)
+                         filler, placer, order_status, birth_year, sex,
+                         obr_collected, obr_collected_bad, obr_text, tz, own_enc)
                     )  # fmt: skip
-                unit = f[6]
-                if unit:
-                    u = unit.split(cs, 2)
-                    unit = u[0] or (u[1] if len(u) > 1 else "")
-                    if ec in unit:
-                        unit = unescape(unit, enc)
-                sub, rr, flags, method = f[4], f[7], f[8], f[17]
-                if ec in sub:
-                    sub = unescape(sub, enc)
-                if ec in rr:
-                    rr = unescape(rr, enc)
-                if cs in flags or ec in flags or (rs in flags and rs != "~"):
-                    flags = _flags(flags, enc)
-                if method:
-                    method = _coded_text(method, enc)
-                rows.append(
-                    (gid, j, collected, observed, c[0] or None, c[1] or None, c[2] or None,
-                     c[3] or None, c[4] or None, c[5] or None, sub or None, vtype or None,
-                     original, unit or None, num, comp, text, rr or None, flags or None,
-                     f[11].strip() or None, method or None)
-                )  # fmt: skip
+                rows.extend((gid, j, seg))  # read per batch in _spill (transforms.hl7.obx)
             elif tag == "OBR":
                 f = seg.split(fs)
                 if len(f) < 26:
@@ -355,7 +222,8 @@ class ChunkParser:
                 filler = first_component(f[3], enc) or None
                 order_status = first_component(f[25], enc) or None
                 try:
-                    obr_collected = parse_dtm_us(first_component(f[7], enc), tz)
+                    obr_text = first_component(f[7], enc)
+                    obr_collected = parse_dtm_us(obr_text, tz)
                     obr_collected_bad = False
                 except BadTimestamp:
                     obr_collected, obr_collected_bad = None, True
@@ -364,6 +232,7 @@ class ChunkParser:
                 has_order = False
                 filler = placer = order_status = obr_collected = None
                 obr_collected_bad = False
+                obr_text = ""
                 patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
             elif tag == "SPM":  # OUL^R2x specimen observations follow SPM, not OBR
@@ -395,24 +264,60 @@ class ChunkParser:
 
     # -- the chunk's result ------------------------------------------------------------
     def _spill(self) -> None:
-        """Turn the row tuples into a polars frame (keeps Python-object memory small)."""
+        """Read the held OBX segments as one batch and make them a polars frame (keeps
+        Python-object memory small): ``read_obx_batch``, and ``read_obx`` for the segments
+        the batch leaves to Python (escapes, other encodings, rejects, rare value forms)."""
         if self.rows:
             raw = {n: (pl.Int64 if n in TIMESTAMP_COLUMNS else SCHEMA[n]) for n in SCHEMA}
-            group_cols = list(zip(*self.groups, strict=True))
+            group_cols = [self.groups[i::GROUP_WIDTH] for i in range(GROUP_WIDTH)]
             groups = pl.DataFrame(
                 {name: group_cols[i] for i, name in enumerate(GROUP_COLUMNS)},
                 schema={name: raw[name] for name in GROUP_COLUMNS},
             )
-            obx_cols = list(zip(*self.rows, strict=True))
-            idx = pl.Series("_g", obx_cols[0], dtype=pl.UInt32)
-            obx = pl.DataFrame(
-                {name: obx_cols[i + 1] for i, name in enumerate(OBX_COLUMNS)},
-                schema={name: raw[name] for name in OBX_COLUMNS},
+            n = len(GROUP_COLUMNS)
+            context = pl.DataFrame(
+                {
+                    "_obr_collected": group_cols[n],
+                    "_obr_bad": group_cols[n + 1],
+                    "_obr_text": group_cols[n + 2],
+                    "_tz": group_cols[n + 3],
+                    "_default_enc": [e is None for e in group_cols[n + 4]],
+                },
+                schema=CONTEXT_SCHEMA,
             )
-            spread = groups.select(pl.all().gather(idx))
+            gids, js, segs = self.rows[0::3], self.rows[1::3], self.rows[2::3]
+            idx = pl.Series("_g", gids, dtype=pl.UInt32)
+            obx = read_obx_batch(segs, js, context.select(pl.all().gather(idx)))
+            obx = obx.with_columns(idx)
+            leftover = obx["_py"].arg_true().to_list()
+            if leftover:
+                obx = self._read_leftover(obx, leftover, gids, js, segs)
+            spread = groups.select(pl.all().gather(obx["_g"]))
+            obx = obx.select(OBX_COLUMNS).cast({c: raw[c] for c in OBX_COLUMNS})
             self.frames.append(pl.concat([spread, obx], how="horizontal"))
         self.groups.clear()
         self.rows.clear()
+
+    def _read_leftover(self, obx: pl.DataFrame, leftover: list[int], gids, js, segs):
+        """Rows the batch did not read: ``read_obx`` each; errors become rejects."""
+        kept: list[tuple] = []
+        for i in leftover:
+            start = gids[i] * GROUP_WIDTH
+            group = self.groups[start : start + GROUP_WIDTH]
+            obr_collected, obr_bad, _, tz, enc = group[len(GROUP_COLUMNS) :]
+            enc = enc or DEFAULT_ENCODING
+            fields, error, excerpt = read_obx(segs[i], enc, tz, obr_collected, obr_bad)
+            if error is None:
+                kept.append((i, gids[i], js[i], *fields))
+            else:
+                position = f"m{group[6]}/s{js[i]}"
+                self.rejects.append(Reject(position, UNPARSEABLE_VALUE, error, excerpt, group[2]))
+        columns = ("_row", "_g", "segment_index", *OBX_FIELDS)
+        types = {"_row": pl.UInt32, "_g": pl.UInt32, "segment_index": pl.Int64}
+        types.update({c: pl.Int64 if c in TIMESTAMP_COLUMNS else SCHEMA[c] for c in OBX_FIELDS})
+        python = pl.DataFrame(kept, schema=types, orient="row")
+        batch = obx.with_row_index("_row").filter(~pl.col("_py")).select(columns)
+        return pl.concat([batch, python.select(columns)]).sort("_row")
 
     def frame(self) -> pl.DataFrame:
         """Staged columns before normalization (normalization fills loinc_code … method)."""
