@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,8 +105,10 @@ def _connect(db: Path):
 
 
 def _insert(con, df) -> int:
-    """Append a staged frame to table t (DuckDB reads the polars frame in place)."""
-    con.execute("INSERT INTO t SELECT * FROM df")
+    """Append a staged frame to table t the way the product stages a parsed chunk."""
+    from warehouse.ingest import insert_staged
+
+    insert_staged(con, "t", df)
     return df.height
 
 
@@ -118,23 +119,17 @@ def run_fast(path: Path, db: Path, workers: int, chunk_messages: int) -> dict:
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     con = _connect(db)
     rows = rejects = 0
-    # DuckDB releases the GIL: chunk k is inserted by a writer thread while chunk k+1 parses
-    with ThreadPoolExecutor(1) as writer:
-        pending = None
-        for part in iter_parse_hl7_file(
-            path,
-            file_sha256=sha,
-            pseudonymize=make_pseudonymizer(SECRET),
-            chunk_messages=chunk_messages,
-            workers=workers,
-        ):
-            if pending is not None:
-                rows += pending.result()
-            pending = writer.submit(_insert, con, part.rows)
-            rejects += len(part.rejects)
-            del part  # hold at most the chunk being inserted and the one being parsed
-        if pending is not None:
-            rows += pending.result()
+    # as warehouse.ingest.stage_file does: parse a chunk, insert it, then the next one
+    for part in iter_parse_hl7_file(
+        path,
+        file_sha256=sha,
+        pseudonymize=make_pseudonymizer(SECRET),
+        chunk_messages=chunk_messages,
+        workers=workers,
+    ):
+        rows += _insert(con, part.rows)
+        rejects += len(part.rejects)
+        del part  # hold one chunk at a time
     stored = con.execute("SELECT count(*) FROM t").fetchone()[0]
     con.close()
     return {"rows": rows, "stored": stored, "rejects": rejects}

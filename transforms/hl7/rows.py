@@ -45,6 +45,7 @@ from transforms.records import (
 SCHEMA = columns_of(StgLabResult)
 _PAD = [""] * 32
 PATIENT_CACHE_SIZE = 20_000  # recent PID segments; bounded so memory stays flat
+HEADER_CACHE_SIZE = 1_000  # distinct MSH-3/4/9/12 combinations
 SPILL_ROWS = 20_000  # OBX rows held as Python lists before they become a polars frame
 TIMESTAMP_COLUMNS = ("message_at", "collected_at", "observed_at")
 
@@ -81,6 +82,7 @@ class FileState:
     # PID segment text (+ fallback namespace) → (patient_key, birth_year, sex, identities)
     patients: dict[tuple[str, str], tuple] = field(default_factory=dict)
     segment_ids: set[str] = field(default_factory=set)  # ids already checked
+    headers: dict[tuple, tuple] = field(default_factory=dict)  # MSH-3/4/9/12 → ChunkParser._header
 
     def config_for(self, sending_application: str) -> Hl7Config:
         if self.config is not None:
@@ -142,31 +144,29 @@ class ChunkParser:
             )
 
     def _message(self, msg: RawMessage, enc: Encoding) -> None:
-        fs, cs = enc.fs, enc.cs
+        fs = enc.fs
         segs = msg.segments
         h = segs[0].split(fs)
         if len(h) < 12:
             h.extend(_PAD[: 12 - len(h)])
         control_id = self._control_id = first_component(h[9], enc) or None
-        app = hd_name(h[2], enc)
-        facility = hd_name(h[3], enc)
-        cfg = self.state.config_for(app)
+        # what MSH-3/4/9/12 give is the same for every message of a sender: read it once
+        header = (h[2], h[3], h[8], h[11], enc)
+        known = self.state.headers.get(header)
+        if known is None:
+            if len(self.state.headers) >= HEADER_CACHE_SIZE:
+                self.state.headers.clear()
+            known = self.state.headers[header] = self._header(h, enc)
+        app, facility, cfg, version, type_error = known
+        if type_error:
+            raise MalformedMessage(type_error)
         tz = cfg.timezone
-        mtype = h[8].split(cs)
-        code = mtype[0].strip()
-        trigger = mtype[1].strip() if len(mtype) > 1 else ""
-        if f"{code}^{trigger}" not in cfg.message_types and not (code == "ORU" and not trigger):
-            raise MalformedMessage(
-                f"message type {redact.token(code)}^{redact.token(trigger)} is not a result "
-                "message this feed accepts"
-            )
         try:
             message_at = parse_dtm_us(first_component(h[6], enc), tz)
         except BadTimestamp:
             raise MalformedMessage("MSH-7 is not a valid HL7 timestamp") from None
         if message_at is None:
             raise MalformedMessage("MSH-7 (message date/time) is empty")
-        version = first_component(h[11], enc) or None
         self.apps.add(app)
 
         groups = self.groups
@@ -241,6 +241,22 @@ class ChunkParser:
                 if not SEGMENT_ID.match(tag):
                     raise MalformedMessage(f"segment s{j}: id is not 3 upper-case letters/digits")
                 valid_ids.add(tag)
+
+    def _header(self, h: list[str], enc: Encoding) -> tuple:
+        """MSH fields → (sending application, facility, its config, version, type error)."""
+        app = hd_name(h[2], enc)
+        facility = hd_name(h[3], enc)
+        cfg = self.state.config_for(app)
+        mtype = h[8].split(enc.cs)
+        code = mtype[0].strip()
+        trigger = mtype[1].strip() if len(mtype) > 1 else ""
+        error = None
+        if f"{code}^{trigger}" not in cfg.message_types and not (code == "ORU" and not trigger):
+            error = (
+                f"message type {redact.token(code)}^{redact.token(trigger)} is not a result "
+                "message this feed accepts"
+            )
+        return app, facility, cfg, first_component(h[11], enc) or None, error
 
     def _patient(self, seg: str, enc: Encoding, fallback: str):
         """PID → (patient_key, birth_year, sex); every PID-3 repetition to the identities.
