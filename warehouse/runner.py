@@ -13,7 +13,8 @@ incremental refresh of the patients a run touched.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +143,32 @@ def materialize(
         "WHERE table_schema || '.' || table_name = $n",
         {"n": table},
     ).fetchone()[0]
-    if all_patients or not exists:
-        # a table that does not exist yet is built for every patient: built for the touched
-        # ones only, it would stay incomplete through all later incremental runs
-        args = bind(sql, {**p, "all_patients": True})
-        con.execute("CREATE OR REPLACE TABLE " + table + " AS " + sql, args)  # noqa: S608
-    else:
-        where = " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"
-        con.execute("DELETE FROM " + table + where)  # noqa: S608
-        con.execute("INSERT INTO " + table + " BY NAME " + sql, args)  # noqa: S608
+    with _any_row_order(con):
+        if all_patients or not exists:
+            # a table that does not exist yet is built for every patient: built for the touched
+            # ones only, it would stay incomplete through all later incremental runs
+            args = bind(sql, {**p, "all_patients": True})
+            con.execute("CREATE OR REPLACE TABLE " + table + " AS " + sql, args)  # noqa: S608
+        else:
+            where = " WHERE patient_key IN (SELECT patient_key FROM touched_patients)"
+            con.execute("DELETE FROM " + table + where)  # noqa: S608
+            con.execute("INSERT INTO " + table + " BY NAME " + sql, args)  # noqa: S608
     return con.execute("SELECT count(*) FROM " + table).fetchone()[0]  # noqa: S608
+
+
+@contextmanager
+def _any_row_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write a model's rows in any order while it builds the table.
+
+    A table's row order means nothing (every reader orders what it needs), and keeping the
+    order of the query's output serialises the final write: with ``preserve_insertion_order``
+    off, both cores write (the E2 mart at 100k patients: 2.7 s instead of 4.3 s wall, the
+    same CPU time). The setting is global to the database, so it is restored afterwards.
+    """
+    keep = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        if keep:
+            con.execute("SET preserve_insertion_order = true")

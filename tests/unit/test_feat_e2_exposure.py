@@ -250,6 +250,23 @@ def test_near_flat_interval_matches_day_by_day(half_width):
     )
 
 
+NEAR_20 = [
+    20.0 + d for d in (-1.0, -1e-6, -2e-8, -1e-9, -1e-12, -4e-15, 0.0, 4e-15, 1e-12, 2e-8, 1.0)
+]
+
+
+@pytest.mark.parametrize("v0", NEAR_20)
+@pytest.mark.parametrize("v1", NEAR_20)
+def test_ends_near_the_threshold_match_day_by_day(v0, v1):
+    # ends on the same side of T skip the boundary search only when clear of it by far more
+    # than rounding; every pair around T=20 (same side, straddling, touching, both equal to
+    # T) must count exactly the days the literal evaluation counts
+    n = 97
+    labs = [Lab("p", "2023-01-01", v0), Lab("p", "2023-04-08", v1)]
+    expected = sum(1 for k in range(n) if v0 + (v1 - v0) * k / n < 20.0)
+    assert run(labs)[("p", 20.0, "overall")]["below_days"] == expected
+
+
 # --- property test against the day-by-day reference ----------------------------------------------
 
 QUARTERS = st.integers(0, 240).map(lambda i: i / 4)  # exact sums: any summation order agrees

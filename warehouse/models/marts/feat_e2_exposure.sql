@@ -150,9 +150,10 @@ piece_days AS (
     FROM piece_ranges
 ),
 
--- threshold-free statistics per patient × year: the result dates of the year (each date is
--- the start of exactly one piece in its own year), gap days, other covered days, anastrozole
-year_stats AS (
+-- threshold-free statistics per patient × year and, in the same pass, per patient (period_year
+-- NULL = overall): the result dates of the year (each date is the start of exactly one piece in
+-- its own year), gap days, other covered days, anastrozole days
+period_stats AS (
     SELECT
         patient_key,
         period_year,
@@ -168,7 +169,7 @@ year_stats AS (
         sum(CASE WHEN n <= $max_gap_days THEN covered_days ELSE 0 END) AS classed_days,
         sum(anastrozole_days) AS anastrozole_days
     FROM piece_days
-    GROUP BY patient_key, period_year
+    GROUP BY GROUPING SETS ((patient_key, period_year), (patient_key))
 ),
 
 -- pieces of intervals that are not gaps, per threshold: indeterminate or interpolated
@@ -194,18 +195,25 @@ classified AS (
 ),
 
 -- b0 = first estimate of the boundary b, the length of the interval's first run: below days
--- are [0, b) when rising or flat, [b, n) when falling
+-- are [0, b) when rising or flat, [b, n) when falling. An interval whose ends are both below
+-- (or both at or above) T by a margin far wider than the rounding of v0 + dv * k / n has all
+-- (or none) of its days below: b = n (or 0) without the estimate.
 estimated AS (
     SELECT
         *,
-        greatest(0, least(n, CASE
+        1e-9 * (abs(v0) + abs(dv) + abs(threshold_pg_ml)) AS margin,
+        CASE
             WHEN is_indeterminate THEN 0
+            WHEN greatest(v0, v0 + dv) + margin < threshold_pg_ml THEN CASE WHEN rising THEN n ELSE 0 END
+            WHEN least(v0, v0 + dv) - margin >= threshold_pg_ml THEN CASE WHEN rising THEN 0 ELSE n END
+        END AS b_sure,
+        CASE WHEN b_sure IS NOT NULL THEN b_sure ELSE greatest(0, least(n, CASE
             WHEN dv = 0 THEN CASE WHEN v0 < threshold_pg_ml THEN n ELSE 0 END
             WHEN dv > 0 THEN CAST(ceil(greatest(-1, least(n + 1,
                 (threshold_pg_ml - v0) * n / dv))) AS INTEGER)
             ELSE CAST(floor(greatest(-1, least(n + 1,
                 (threshold_pg_ml - v0) * n / dv))) AS INTEGER) + 1
-        END)) AS b0
+        END)) END AS b0
     FROM classified
 ),
 
@@ -214,7 +222,7 @@ corrected AS (
     SELECT
         *,
         CASE
-            WHEN is_indeterminate THEN 0
+            WHEN b_sure IS NOT NULL THEN b_sure
             WHEN b0 < n AND (v0 + dv * b0 / n < threshold_pg_ml) = rising THEN b0 + 1
             WHEN b0 > 0 AND (v0 + dv * (b0 - 1) / n < threshold_pg_ml) <> rising THEN b0 - 1
             ELSE b0
@@ -227,7 +235,7 @@ boundaries AS (
     SELECT
         *,
         CAST(CASE
-            WHEN is_indeterminate THEN 0
+            WHEN b_sure IS NOT NULL THEN b_sure
             WHEN (b1 = 0 OR (v0 + dv * (b1 - 1) / n < threshold_pg_ml) = rising)
                 AND (b1 = n OR (v0 + dv * b1 / n < threshold_pg_ml) <> rising) THEN b1
             WHEN rising THEN len(list_filter(range(n), lambda k: v0 + dv * k / n < threshold_pg_ml))
@@ -249,7 +257,8 @@ below_ranges AS (
     FROM boundaries
 ),
 
--- threshold-dependent day counts; only pieces that add some (the others add zeros)
+-- threshold-dependent day counts per patient × threshold × year and overall (year NULL); only
+-- pieces that add some (the others add zeros)
 threshold_counts AS (
     SELECT
         patient_key,
@@ -264,15 +273,15 @@ threshold_counts AS (
         END) AS anastrozole_below_days
     FROM below_ranges
     WHERE is_indeterminate OR below_hi > below_lo
-    GROUP BY patient_key, threshold_pg_ml, period_year
+    GROUP BY GROUPING SETS ((patient_key, threshold_pg_ml, period_year), (patient_key, threshold_pg_ml))
 ),
 
 -- a year without a result date (only covered days) has NULL statistics and 0 counts
-yearly AS MATERIALIZED (
+periods AS (
     SELECT
         s.patient_key,
         t.threshold_pg_ml,
-        s.period_year,
+        coalesce(CAST(s.period_year AS VARCHAR), 'overall') AS period,
         s.first_date,
         s.last_date,
         s.n_results,
@@ -287,40 +296,12 @@ yearly AS MATERIALIZED (
         coalesce(c.indeterminate_days, 0) AS indeterminate_days,
         s.anastrozole_days,
         coalesce(c.anastrozole_below_days, 0) AS anastrozole_below_days
-    FROM year_stats AS s
+    FROM period_stats AS s
     CROSS JOIN thresholds AS t
     LEFT JOIN threshold_counts AS c
         ON c.patient_key = s.patient_key
         AND c.threshold_pg_ml = t.threshold_pg_ml
-        AND c.period_year = s.period_year
-),
-
-overall AS (
-    SELECT
-        patient_key,
-        threshold_pg_ml,
-        min(first_date) AS first_date,
-        max(last_date) AS last_date,
-        sum(n_results) AS n_results,
-        sum(n_dates) AS n_dates,
-        sum(n_censored) AS n_censored,
-        sum(sum_e2_pg_ml) AS sum_e2_pg_ml,
-        min(min_e2_pg_ml) AS min_e2_pg_ml,
-        max(max_e2_pg_ml) AS max_e2_pg_ml,
-        sum(interpolated_days) AS interpolated_days,
-        sum(below_days) AS below_days,
-        sum(gap_days) AS gap_days,
-        sum(indeterminate_days) AS indeterminate_days,
-        sum(anastrozole_days) AS anastrozole_days,
-        sum(anastrozole_below_days) AS anastrozole_below_days
-    FROM yearly
-    GROUP BY patient_key, threshold_pg_ml
-),
-
-periods AS (
-    SELECT * EXCLUDE (period_year), CAST(period_year AS VARCHAR) AS period FROM yearly
-    UNION ALL BY NAME
-    SELECT *, 'overall' AS period FROM overall
+        AND c.period_year IS NOT DISTINCT FROM s.period_year
 )
 
 -- final select --------------------------------------------------------------------------------
