@@ -3,7 +3,8 @@
 -- A patient-site scanned on more than one manufacturer uses sBMD (mg/cm² / 1000) for every
 -- scan. OLS from one-pass aggregates: slope = Sxy / Sxx, SE = sqrt(SSE / (n - 2) / Sxx) with
 -- SSE = Syy - Sxy² / Sxx; slope and SE do not depend on the origin of x, so x is counted from
--- a fixed date rather than from each patient's first scan.
+-- a fixed date rather than from each patient's first scan. The per-date means of both BMD and
+-- sBMD are taken before the manufacturer check, so the check joins dates, not scan rows.
 --
 -- Parameters (transforms/feature_config.py ← config/features.yaml): $bmd_sites and
 -- $lsc_g_cm2 (parallel lists: site, least significant change in g/cm²), $min_span_years;
@@ -35,27 +36,39 @@ site_manufacturers AS (
     SELECT
         patient_key,
         site,
-        list_sort(coalesce(list(DISTINCT manufacturer) FILTER (WHERE manufacturer IS NOT NULL), []))
+        list_sort(coalesce(list(manufacturer) FILTER (WHERE manufacturer IS NOT NULL), []))
             AS manufacturer_list,
         len(manufacturer_list) AS n_manufacturers,
         n_manufacturers > 1 AS uses_sbmd
-    FROM scan_rows
+    FROM (SELECT DISTINCT patient_key, site, manufacturer FROM scan_rows)
     GROUP BY patient_key, site
 ),
 
--- one BMD per scan date: mean over the sides (hips) of the measured or standardized value
+-- one row per scan date: means over the sides (hips) of the measured BMD and of the sBMD
+side_means AS (
+    SELECT
+        patient_key,
+        site,
+        scan_date,
+        avg(bmd_g_cm2) AS bmd_g_cm2,
+        avg(sbmd_g_cm2) AS sbmd_g_cm2,
+        bool_or(sbmd_is_approximate AND sbmd_g_cm2 IS NOT NULL) AS sbmd_is_approximate
+    FROM scan_rows
+    GROUP BY patient_key, site, scan_date
+),
+
+-- the value that counts: sBMD for a patient-site scanned on more than one manufacturer
 scan_dates AS (
     SELECT
-        r.patient_key,
-        r.site,
-        r.scan_date,
-        avg(CASE WHEN m.uses_sbmd THEN r.sbmd_g_cm2 ELSE r.bmd_g_cm2 END) AS bmd_g_cm2,
-        bool_or(m.uses_sbmd AND r.sbmd_is_approximate) AS sbmd_is_approximate,
-        date_diff('day', DATE '2000-01-01', r.scan_date) / 365.25 AS x_years
-    FROM scan_rows AS r
-    JOIN site_manufacturers AS m ON m.patient_key = r.patient_key AND m.site = r.site
-    WHERE CASE WHEN m.uses_sbmd THEN r.sbmd_g_cm2 ELSE r.bmd_g_cm2 END IS NOT NULL
-    GROUP BY r.patient_key, r.site, r.scan_date
+        d.patient_key,
+        d.site,
+        d.scan_date,
+        CASE WHEN m.uses_sbmd THEN d.sbmd_g_cm2 ELSE d.bmd_g_cm2 END AS bmd_g_cm2,
+        m.uses_sbmd AND d.sbmd_is_approximate AS sbmd_is_approximate,
+        date_diff('day', DATE '2000-01-01', d.scan_date) / 365.25 AS x_years
+    FROM side_means AS d
+    JOIN site_manufacturers AS m ON m.patient_key = d.patient_key AND m.site = d.site
+    WHERE CASE WHEN m.uses_sbmd THEN d.sbmd_g_cm2 ELSE d.bmd_g_cm2 END IS NOT NULL
 ),
 
 fits AS (
