@@ -275,6 +275,7 @@ def stage_file(
         )
     stats = FileStats(feed, file_sha256)
     produced: set[tuple[str, str]] = set()  # (position, check) of this parse's rejects
+    appender = StagedAppender(con, table)
     con.execute("BEGIN")
     try:
         stats.patient_keys.update(_clear_staged(con, table, file_sha256))
@@ -293,10 +294,11 @@ def stage_file(
                     "bytes kept in the archive for replay",
                 )
             if result is None:
+                appender.flush()
                 break
             _stage_chunk(
                 con,
-                table,
+                appender,
                 kind,
                 result,
                 stats,
@@ -334,7 +336,7 @@ def stage_file(
 
 def _stage_chunk(
     con,
-    table,
+    appender: StagedAppender,
     kind,
     result,
     stats: FileStats,
@@ -352,7 +354,7 @@ def _stage_chunk(
     identities.add(result.identities)
     positions: set[str] = set()
     if result.rows.height:
-        insert_staged(con, table, result.rows)
+        appender.add(result.rows)
         positions.update(result.rows["position"].unique().to_list())
         stats.patient_keys.update(k for k in result.rows["patient_key"].unique().to_list() if k)
     _insert_rejects(con, file_sha256, feed, source, rejects, run_id=run_id, now=as_of)
@@ -365,12 +367,56 @@ def _stage_chunk(
 
 def insert_staged(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> None:
     """Append a parsed chunk to its staged table, by column name (DuckDB scans the frame's
-    Arrow buffers in place). bench/bench_hl7.py measures ingestion through this function."""
+    Arrow buffers in place). bench/bench_hl7.py measures ingestion through this function.
+
+    The insert runs on one DuckDB thread: scanning one in-memory chunk in parallel gained no
+    time on the 2-core host and cost ~50 % more CPU (docs/benchmarks_hl7.md). The setting is
+    reset to DuckDB's default afterwards (the writer's connection does not set it).
+    """
     con.register("_rows", rows.to_arrow())
+    con.execute("SET threads = 1")
     try:
         con.execute("INSERT INTO " + table + " BY NAME SELECT * FROM _rows")  # noqa: S608
     finally:
+        con.execute("RESET threads")
         con.unregister("_rows")
+
+
+# DuckDB's row group size (rows): an INSERT of whole row groups is compressed and written
+# to the database file as it runs; a partial one is kept in memory, and each such tail made
+# the next checkpoint rewrite the table's end (as much CPU again as the inserts)
+ROW_GROUP_ROWS = 122_880
+
+
+class StagedAppender:
+    """Appends one file's parsed chunks to its staged table in whole DuckDB row groups.
+
+    ``add`` inserts the largest whole number of row groups it holds and keeps the rest for
+    the next chunk (a slice: at most one earlier chunk stays in memory); ``flush`` inserts
+    what is left and must run before the file's last commit. Rows of a chunk may so be
+    inserted in a later chunk's transaction: the file is only 'parsed' once all are in, and
+    re-staging clears its rows first.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        self.con = con
+        self.table = table
+        self.held: pl.DataFrame | None = None
+
+    def add(self, rows: pl.DataFrame) -> None:
+        if self.held is not None:
+            rows = pl.concat([self.held, rows], how="vertical")
+            self.held = None
+        whole = rows.height - rows.height % ROW_GROUP_ROWS
+        if whole:
+            insert_staged(self.con, self.table, rows.slice(0, whole))
+        if whole < rows.height:
+            self.held = rows.slice(whole)
+
+    def flush(self) -> None:
+        if self.held is not None:
+            insert_staged(self.con, self.table, self.held)
+            self.held = None
 
 
 def _clear_staged(con, table: str, sha: str) -> set[str]:

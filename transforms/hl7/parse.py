@@ -106,8 +106,9 @@ def components(field: str, enc: Encoding, n: int) -> list[str]:
 
 def first_component(field: str, enc: Encoding) -> str:
     """Component 1 of the first repetition, unescaped."""
-    cut = field.split(enc.rs, 1)[0].split(enc.cs, 1)[0]
-    return unescape(cut, enc) if enc.ec in cut else cut
+    if enc.cs in field or enc.rs in field:
+        field = field.split(enc.rs, 1)[0].split(enc.cs, 1)[0]
+    return unescape(field, enc) if enc.ec in field else field
 
 
 def hd_name(field: str, enc: Encoding, ss: bool = False) -> str:

@@ -161,8 +161,9 @@ class ChunkParser:
         if type_error:
             raise MalformedMessage(type_error)
         tz = cfg.timezone
+        msh_time = first_component(h[6], enc)  # an OBR-7 with the same text: the same time
         try:
-            message_at = parse_dtm_us(first_component(h[6], enc), tz)
+            message_at = parse_dtm_us(msh_time, tz)
         except BadTimestamp:
             raise MalformedMessage("MSH-7 is not a valid HL7 timestamp") from None
         if message_at is None:
@@ -223,7 +224,9 @@ class ChunkParser:
                 order_status = first_component(f[25], enc) or None
                 try:
                     obr_text = first_component(f[7], enc)
-                    obr_collected = parse_dtm_us(obr_text, tz)
+                    obr_collected = (
+                        message_at if obr_text == msh_time else parse_dtm_us(obr_text, tz)
+                    )
                     obr_collected_bad = False
                 except BadTimestamp:
                     obr_collected, obr_collected_bad = None, True
