@@ -391,9 +391,10 @@ ROW_GROUP_ROWS = 122_880
 class StagedAppender:
     """Appends one file's parsed chunks to its staged table in whole DuckDB row groups.
 
-    ``add`` inserts the largest whole number of row groups it holds and keeps the rest for
-    the next chunk (a slice: at most one earlier chunk stays in memory); ``flush`` inserts
-    what is left and must run before the file's last commit. Rows of a chunk may so be
+    ``add`` holds a chunk until the next one comes, then inserts the largest whole number
+    of row groups of what it holds and keeps the rest (a slice: at most one earlier chunk
+    stays in memory); ``flush`` inserts what is left in one INSERT (a file of one chunk is
+    one INSERT) and must run before the file's last commit. Rows of a chunk may so be
     inserted in a later chunk's transaction: the file is only 'parsed' once all are in, and
     re-staging clears its rows first.
     """
@@ -404,9 +405,11 @@ class StagedAppender:
         self.held: pl.DataFrame | None = None
 
     def add(self, rows: pl.DataFrame) -> None:
-        if self.held is not None:
-            rows = pl.concat([self.held, rows], how="vertical")
-            self.held = None
+        if self.held is None:
+            self.held = rows
+            return
+        rows = pl.concat([self.held, rows], how="vertical")
+        self.held = None
         whole = rows.height - rows.height % ROW_GROUP_ROWS
         if whole:
             insert_staged(self.con, self.table, rows.slice(0, whole))

@@ -1,8 +1,10 @@
 """warehouse.ingest.StagedAppender: staged chunks go in whole row groups, nothing is lost.
 
-The row group size is made small (10 rows) so that the arithmetic is easy to follow: after
-chunks of 7, 25 and 3 rows the table must hold 0, then 30, then 30 rows (7 + 25 = 32 → three
-groups of 10, 2 held; 2 + 3 = 5 held), and after ``flush`` all 35, in chunk order.
+The row group size is made small (10 rows) so that the arithmetic is easy to follow: the
+first chunk (7 rows) is held; with the second (25) the appender holds 32 → inserts three
+groups of 10 and holds 2; with the third (3) it holds 5 and inserts nothing; ``flush``
+inserts those 5: the table holds 0, 30, 30, then all 35 rows in chunk order. A file of one
+chunk is one INSERT at ``flush``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ def test_appender_inserts_whole_row_groups_then_the_rest(tmp_path, monkeypatch) 
     appender.flush()  # nothing left: a second flush inserts nothing
     rows = con.execute("SELECT n, position FROM t ORDER BY n").fetchall()
     assert rows == [(i, f"m{i}") for i in range(35)]
+    one = ingest.StagedAppender(con, "t")
+    one.add(_chunk(100, 25))
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 35  # held until flush
+    one.flush()
+    assert con.execute("SELECT count(*) FROM t WHERE n >= 100").fetchone()[0] == 25
     con.close()
 
 
