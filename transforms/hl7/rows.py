@@ -1,9 +1,11 @@
 """Messages → staged lab rows (one per OBX), rejects and identities, one chunk at a time.
 
 The loop touches each segment once: it dispatches on the first three characters and splits
-only MSH, PID, OBR and OBX into fields. Values that repeat for every OBX of a group (message,
-patient, order) are kept once per group and spread over the rows by polars at the end, so a
-chunk becomes one DataFrame built from plain Python lists.
+only MSH, PID and OBR into fields; an OBX is kept as text (with its group) and read later,
+20,000 at a time, by ``transforms.hl7.obx`` (polars, and ``read_obx`` for what the batch
+leaves). Values that repeat for every OBX of a group (message, patient, order) are kept once
+per group and spread over the rows by polars, so a chunk becomes one DataFrame built from
+plain Python lists.
 """
 
 from __future__ import annotations
@@ -98,7 +100,6 @@ class ChunkParser:
 
     def __init__(self, state: FileState) -> None:
         self.state = state
-        # one tuple per group: GROUP_COLUMNS, then what reading its OBX needs (GROUP_CONTEXT)
         # Flat lists of atomic values (no tuple per row: cheaper, and nothing for the
         # garbage collector to track). A group is GROUP_WIDTH values: GROUP_COLUMNS, then
         # what reading its OBX needs; an OBX is 3: group number, segment index, segment.
