@@ -190,7 +190,13 @@ classified AS (
         coalesce(p.limit0 > t.threshold_pg_ml, false)
             OR coalesce(p.limit1 > t.threshold_pg_ml, false) AS is_indeterminate
     FROM piece_days AS p
-    CROSS JOIN thresholds AS t
+    JOIN thresholds AS t
+        -- only thresholds the piece can add days to: a censored end above T (indeterminate), or
+        -- some day below T, impossible when both ends are at or above T by the margin below
+        ON coalesce(p.limit0 > t.threshold_pg_ml, false)
+        OR coalesce(p.limit1 > t.threshold_pg_ml, false)
+        OR least(p.v0, p.v0 + p.dv) - 1e-9 * (abs(p.v0) + abs(p.dv) + abs(t.threshold_pg_ml))
+            < t.threshold_pg_ml
     WHERE p.n <= $max_gap_days AND p.covered_days > 0
 ),
 
