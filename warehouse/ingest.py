@@ -38,7 +38,7 @@ from transforms.records import (
 )
 from warehouse.home import Home
 from warehouse.identity import IdentityStore
-from warehouse.runner import apply_ddl
+from warehouse.runner import apply_ddl, setting
 
 MODELS = {
     "staging.stg_hl7__lab_result": stg.StgLabResult,
@@ -370,15 +370,14 @@ def insert_staged(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame
     Arrow buffers in place). bench/bench_hl7.py measures ingestion through this function.
 
     The insert runs on one DuckDB thread: scanning one in-memory chunk in parallel gained no
-    time on the 2-core host and cost ~50 % more CPU (docs/benchmarks_hl7.md). The setting is
-    reset to DuckDB's default afterwards (the writer's connection does not set it).
+    time on the 2-core host and cost ~50 % more CPU (docs/benchmarks_hl7.md); the thread
+    count the database had is restored afterwards.
     """
     con.register("_rows", rows.to_arrow())
-    con.execute("SET threads = 1")
     try:
-        con.execute("INSERT INTO " + table + " BY NAME SELECT * FROM _rows")  # noqa: S608
+        with setting(con, "threads", 1):
+            con.execute("INSERT INTO " + table + " BY NAME SELECT * FROM _rows")  # noqa: S608
     finally:
-        con.execute("RESET threads")
         con.unregister("_rows")
 
 

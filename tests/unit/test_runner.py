@@ -32,3 +32,34 @@ def test_apply_ddl_is_idempotent():
         for r in con.execute("SELECT schema_name||'.'||table_name FROM duckdb_tables()").fetchall()
     }
     assert {"raw.files", "raw.deliveries", "quality.quarantine"} <= tables
+
+
+def _current(con, name):
+    return con.execute("SELECT current_setting($n)", {"n": name}).fetchone()[0]
+
+
+def test_setting_holds_inside_the_block_and_restores_the_previous_value():
+    con = duckdb.connect()
+    con.execute("SET threads = 3")  # not DuckDB's default here: restored, not reset
+    with runner.setting(con, "threads", 1):
+        assert _current(con, "threads") == 1
+    assert _current(con, "threads") == 3
+    con.execute("SET preserve_insertion_order = false")
+    with pytest.raises(RuntimeError), runner.setting(con, "preserve_insertion_order", True):
+        assert _current(con, "preserve_insertion_order") is True
+        raise RuntimeError("the block fails")
+    assert _current(con, "preserve_insertion_order") is False
+    with pytest.raises(KeyError):  # only listed settings: a name cannot be bound
+        runner.setting(con, "memory_limit'; DROP TABLE x; --", 1).__enter__()
+
+
+def test_materialize_leaves_insertion_order_as_it_was(tmp_path, monkeypatch):
+    models = tmp_path / "models" / "marts"
+    models.mkdir(parents=True)
+    (models / "t.sql").write_text("SELECT range AS patient_key FROM range(3)")
+    monkeypatch.setattr(runner, "MODELS_DIR", tmp_path / "models")
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    assert _current(con, "preserve_insertion_order") is True
+    assert runner.materialize(con, "marts.t") == 3
+    assert _current(con, "preserve_insertion_order") is True
