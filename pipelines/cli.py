@@ -84,33 +84,31 @@ def _instance(home: Home):
 
 
 def _print_run_summary(home: Home, run_id: str) -> None:
-    import duckdb
+    from warehouse.quality_queries import connect_read_only, query
 
-    con = duckdb.connect(str(home.warehouse), read_only=True)
+    con = connect_read_only(home.warehouse)
     try:
-        rows = con.execute(
-            "SELECT feed, n_files, n_received, n_accepted, n_quarantined "
-            "FROM quality.run_feed_stats WHERE run_id = $r ORDER BY feed",
-            {"r": run_id},
-        ).fetchall()
-        totals = con.execute(
-            "SELECT feed, count(*), sum(n_received), sum(n_accepted), sum(n_quarantined) "
-            "FROM raw.files GROUP BY feed ORDER BY feed"
-        ).fetchall()
+        stats = query(con, "run_feed_stats")
+        totals = query(con, "feed_totals")
     finally:
         con.close()
+    counts = ["feed", "n_files", "n_received", "n_accepted", "n_quarantined"]
+    this_run = stats.filter(stats["run_id"] == run_id).select(counts).rows()
     print(f"run {run_id}")
     header = f"  {'feed':<8} {'files':>6} {'received':>9} {'accepted':>9} {'quarantined':>12}"
     print("this run:")
     print(header)
-    if not rows:
+    if not this_run:
         print("  (no new files)")
-    for feed, f, r, a, q in rows:
-        print(f"  {feed:<8} {f:>6} {r:>9} {a:>9} {q:>12}")
+    _print_counts(this_run)
     print("warehouse totals (distinct files):")
     print(header)
-    for feed, f, r, a, q in totals:
-        print(f"  {feed:<8} {f:>6} {r or 0:>9} {a or 0:>9} {q or 0:>12}")
+    _print_counts(totals.select(counts).rows())
+
+
+def _print_counts(rows) -> None:
+    for feed, f, r, a, q in rows:
+        print(f"  {feed:<8} {f:>6} {r:>9} {a:>9} {q:>12}")
 
 
 def cmd_run(args) -> int:
@@ -151,11 +149,13 @@ def _print_table(cur, as_csv: bool, out=sys.stdout) -> None:
 def cmd_sql(args) -> int:
     import duckdb
 
+    from warehouse.quality_queries import connect_read_only
+
     home = _home(args)
     if not home.published.exists():
         print(f"no published snapshot at {home.published}; run `labwh run` first", file=sys.stderr)
         return 2
-    con = duckdb.connect(str(home.published), read_only=True)
+    con = connect_read_only(home.published)
     con.execute("SET enable_progress_bar = false")  # keeps --csv output clean
     try:
         if args.command:

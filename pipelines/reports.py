@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from warehouse.cohort_report import build_cohort_report
+from warehouse.cohort_report import build_cohort_report, latest_run
 from warehouse.home import Home
+from warehouse.quality_queries import connect_read_only
 from warehouse.quality_report import build_quality_report
 
 
@@ -23,16 +24,11 @@ def cohort(home: Home, run_id: str | None = None) -> dict:
 
 def build_all(home: Home) -> dict[str, str]:
     """Both reports for the latest run (``labwh report``)."""
-    import duckdb
-
-    con = duckdb.connect(str(home.warehouse), read_only=True)
+    con = connect_read_only(home.warehouse)
     try:
-        row = con.execute(
-            "SELECT run_id FROM raw.runs WHERE status <> 'failed' ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
+        run_id = latest_run(con)
     finally:
         con.close()
-    run_id = row[0] if row else None
     out = {}
     if run_id:
         out["quality report"] = quality(home, run_id)["html_path"]

@@ -58,7 +58,8 @@ def _connect(home: Home) -> tuple[duckdb.DuckDBPyConnection, str]:
     raise FileNotFoundError("no published snapshot and no warehouse under the home folder")
 
 
-def _latest_run(con: duckdb.DuckDBPyConnection) -> str | None:
+def latest_run(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The latest pipeline run that did not fail (``raw.runs``), or None."""
     try:
         row = run_query(con, "latest_run", {})
     except duckdb.CatalogException:
@@ -113,7 +114,7 @@ def build_cohort_report(
     con, source = _connect(home)
     try:
         data = load_data(con, cfg.query_params(ingredient))
-        run_id = run_id or _latest_run(con) or f"adhoc-{generated:%Y%m%dT%H%M%S}"
+        run_id = run_id or latest_run(con) or f"adhoc-{generated:%Y%m%dT%H%M%S}"
     finally:
         con.close()
     run_id = _checked_run_id(run_id)
