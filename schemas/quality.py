@@ -44,7 +44,10 @@ class RawFiles(_Bookkeeping):
     source: str = optional(
         "Lab source (CSV) or DXA vendor (the landing sub-folder); NULL otherwise."
     )
-    name: str = pa.Field(description="Path relative to the landing folder at first delivery.")
+    name: str = pa.Field(
+        description="Path relative to the landing folder at first delivery; in the published "
+        "snapshot with identifier-like parts masked (▒)."
+    )
     bytes: int = pa.Field(ge=0, description="File size in bytes.")
     received_at: dt.datetime = pa.Field(description="When the file was first received.")
     status: str = pa.Field(

@@ -15,11 +15,24 @@ from pathlib import Path
 import duckdb
 
 from schemas.dictionary import apply_comments
+from transforms.records import DUPLICATE_FILE
+from transforms.reporting.masking import mask_identifiers
 from warehouse.home import Home
-from warehouse.runner import MODELS_DIR, model_sql
+from warehouse.runner import MODELS_DIR, bind, model_sql
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
 PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs")
+
+# Landing paths are data a source chooses: one that names files by patient
+# (``DOE_JOHN_MRN0042.hl7``) would reach analysts through them. The snapshot carries them
+# masked (transforms/reporting/masking.py, as the quality reports show them); lineage is the
+# file's sha256, and the writer's warehouse keeps the names for operations.
+MASK_FILE_NAMES = (
+    "UPDATE raw.files SET name = mask_identifiers(name)",
+    # a duplicate delivery's position quotes the path it came under
+    "UPDATE quality.quarantine SET position = mask_identifiers(position) "
+    "WHERE check_name = $duplicate",
+)
 
 
 def path_literal(path: Path) -> str:
@@ -70,6 +83,9 @@ def publish(home: Home, *, comment_hook=apply_comments) -> Path:
         for table in _tables(dst, "wh", PUBLISHED_SCHEMAS) + list(PUBLISHED_RAW_TABLES):
             dst.execute("CREATE TABLE " + table + " AS SELECT * FROM wh." + table)  # noqa: S608
         dst.execute("DETACH wh")
+        dst.create_function("mask_identifiers", mask_identifiers, ["VARCHAR"], "VARCHAR")
+        for statement in MASK_FILE_NAMES:
+            dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):
             view = "omop." + path.stem
             dst.execute("CREATE OR REPLACE VIEW " + view + " AS " + model_sql(view))  # noqa: S608

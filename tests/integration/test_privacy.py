@@ -306,6 +306,48 @@ def test_reason_does_not_quote_a_name_typed_into_a_date_or_number_cell(home, tmp
         assert secret not in text, text
 
 
+def test_snapshot_masks_file_names_that_carry_identifiers(home, tmp_path):
+    """A source that names files by patient: the snapshot's raw.files.name and a duplicate
+    delivery's quarantine position show the names masked; the writer's warehouse keeps them
+    (operations find files by them) and the file's sha256 still links every row."""
+    from warehouse import params, steps
+    from warehouse.publish import publish
+
+    name, text = WRONG_CELL["hl7"]
+    landing = tmp_path / "landing"
+    (landing / "hl7").mkdir(parents=True)
+    (landing / "hl7" / "MRN0000042_DOE.hl7").write_text(text)
+    (landing / "hl7" / "resent_19580312.hl7").write_text(text)  # same bytes: a duplicate
+    steps.start_run(home, "r", landing)
+    steps.land(home, landing, "r")
+    steps.stage(home, "hl7", "r")
+    steps.build_core(home, params.core_params())
+    steps.build_features(home, params.feature_params({}), "r")
+    steps.build_omop(home)
+    snapshot = publish(home)
+
+    def names(db: Path) -> tuple[list[str], list[str]]:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            files = [r[0] for r in con.execute("SELECT name FROM raw.files").fetchall()]
+            positions = con.execute(
+                "SELECT position FROM quality.quarantine WHERE check_name = 'duplicate_file'"
+            ).fetchall()
+            return files, [r[0] for r in positions]
+        finally:
+            con.close()
+
+    files, positions = names(snapshot)
+    assert len(files) == 1 and len(positions) == 1, (files, positions)
+    published = " ".join(files + positions)
+    for secret in ("MRN0000042", "19580312"):
+        assert secret not in published, published
+    assert files[0].endswith("_DOE.hl7"), files  # masked, not dropped: the rest stays readable
+    writer_files, writer_positions = names(home.warehouse)
+    assert "MRN0000042" in " ".join(writer_files + writer_positions)
+    assert "19580312" in " ".join(writer_files + writer_positions)
+
+
 # --------------------------------------------------------------------------- key rotation
 def test_rekey_leaves_no_value_derived_from_the_old_key(tmp_path, monkeypatch):
     """After ``warehouse.rekey``, the warehouse equals one built from scratch with the new key,
