@@ -188,30 +188,27 @@ classified AS (
         p.covered_days,
         t.threshold_pg_ml,
         coalesce(p.limit0 > t.threshold_pg_ml, false)
-            OR coalesce(p.limit1 > t.threshold_pg_ml, false) AS is_indeterminate
+            OR coalesce(p.limit1 > t.threshold_pg_ml, false) AS is_indeterminate,
+        -- far wider than the rounding of v0 + dv * k / n
+        1e-9 * (abs(p.v0) + abs(p.dv) + abs(t.threshold_pg_ml)) AS margin
     FROM piece_days AS p
-    JOIN thresholds AS t
-        -- only thresholds the piece can add days to: a censored end above T (indeterminate), or
-        -- some day below T, impossible when both ends are at or above T by the margin below
-        ON coalesce(p.limit0 > t.threshold_pg_ml, false)
-        OR coalesce(p.limit1 > t.threshold_pg_ml, false)
-        OR least(p.v0, p.v0 + p.dv) - 1e-9 * (abs(p.v0) + abs(p.dv) + abs(t.threshold_pg_ml))
-            < t.threshold_pg_ml
+    CROSS JOIN thresholds AS t
     WHERE p.n <= $max_gap_days AND p.covered_days > 0
+        -- only thresholds the piece can add days to: indeterminate, or some day possibly
+        -- below T (not when both ends are at or above T by the margin)
+        AND (is_indeterminate OR least(p.v0, p.v0 + p.dv) - margin < t.threshold_pg_ml)
 ),
 
 -- b0 = first estimate of the boundary b, the length of the interval's first run: below days
 -- are [0, b) when rising or flat, [b, n) when falling. An interval whose ends are both below
--- (or both at or above) T by a margin far wider than the rounding of v0 + dv * k / n has all
--- (or none) of its days below: b = n (or 0) without the estimate.
+-- T by the margin has all of its days below: b = n (rising) or 0 (falling) without the
+-- estimate.
 estimated AS (
     SELECT
         *,
-        1e-9 * (abs(v0) + abs(dv) + abs(threshold_pg_ml)) AS margin,
         CASE
             WHEN is_indeterminate THEN 0
             WHEN greatest(v0, v0 + dv) + margin < threshold_pg_ml THEN CASE WHEN rising THEN n ELSE 0 END
-            WHEN least(v0, v0 + dv) - margin >= threshold_pg_ml THEN CASE WHEN rising THEN 0 ELSE n END
         END AS b_sure,
         CASE WHEN b_sure IS NOT NULL THEN b_sure ELSE greatest(0, least(n, CASE
             WHEN dv = 0 THEN CASE WHEN v0 < threshold_pg_ml THEN n ELSE 0 END
