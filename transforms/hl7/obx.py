@@ -104,8 +104,7 @@ def _value(
             return original, None, None, None, "OBX-5 of type SN is not comparator^number"
         return original, num, comp if comp in COMPARATORS else None, None, None
     if vtype in CODED_TYPES:
-        c = components(raw.split(enc.rs, 1)[0], enc, 2)
-        return original, None, None, c[1] or c[0] or None, None
+        return original, None, None, _coded_text(raw, enc), None
     if vtype == "ST":  # a plain number sent as ST (`<5`) also gets its number
         num, comp = _number(original)
         return original, num, comp, original, None
@@ -203,17 +202,19 @@ _LOOSE = rf"^ *(<=|>=|<|>)? *({_ASCII_NUM}) *$"
 _SN = rf"^(<=|>=|<|>|=)?\^({_ASCII_NUM})$"
 
 
-def _field(i: int) -> pl.Expr:
-    return pl.col("_f").list.get(i, null_on_oob=True).fill_null("")
-
-
 def _text(e: pl.Expr) -> pl.Expr:
     """'' → NULL (the Python side's ``x or None``)."""
     return pl.when(e != "").then(e)
 
 
 def _part(col: str, i: int) -> pl.Expr:
+    """Item ``i`` of a list column, '' when absent (Python's padded split)."""
     return pl.col(col).list.get(i, null_on_oob=True).fill_null("")
+
+
+def _field(i: int) -> pl.Expr:
+    """Field ``i`` of the split segment."""
+    return _part("_f", i)
 
 
 def read_obx_batch(
