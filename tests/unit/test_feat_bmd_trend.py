@@ -159,6 +159,27 @@ def test_manufacturer_change_uses_sbmd_for_every_scan():
     assert neck["uses_sbmd"] is False and neck["change_g_cm2"] == pytest.approx(0.010)
 
 
+def test_three_manufacturers_and_a_date_without_sbmd():
+    # Three manufacturers, two of them on the sides of one date: the list is every distinct
+    # one, sorted. The 2021 date has no sBMD, so the sBMD fit (used for every scan) has the
+    # two other dates (sides' mean 900 mg/cm², then 950): change 0.050 g/cm² over 731 days.
+    rows = run(
+        [
+            Scan("p", "2020-01-01", "total_hip", 1.000, "GE Lunar", "left", 900.0),
+            Scan("p", "2020-01-01", "total_hip", 1.010, "Norland", "right", 900.0),
+            Scan("p", "2021-01-01", "total_hip", 0.990, "Hologic", "left", None),
+            Scan("p", "2022-01-01", "total_hip", 0.980, "Norland", "left", 950.0),
+        ]
+    )
+    r = rows[("p", "total_hip")]
+    assert (r["n_manufacturers"], r["manufacturers"]) == (3, "GE Lunar,Hologic,Norland")
+    assert r["uses_sbmd"] is True and r["n_scans"] == 2
+    assert (r["first_scan_date"], r["last_scan_date"]) == (D(2020, 1, 1), D(2022, 1, 1))
+    assert r["change_g_cm2"] == pytest.approx(0.050)
+    assert r["slope_g_cm2_per_year"] == pytest.approx(0.050 / (731 / 365.25))
+    assert r["slope_se_g_cm2_per_year"] is None
+
+
 def test_lsc_flag_per_site_and_configurable():
     scans = [
         Scan("p", "2020-01-01", "lumbar_spine", 1.000),
