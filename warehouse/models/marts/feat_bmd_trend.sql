@@ -3,12 +3,8 @@
 -- A patient-site scanned on more than one manufacturer uses sBMD (mg/cm² / 1000) for every
 -- scan. OLS from one-pass aggregates: slope = Sxy / Sxx, SE = sqrt(SSE / (n - 2) / Sxx) with
 -- SSE = Syy - Sxy² / Sxx; slope and SE do not depend on the origin of x, so x is counted from
--- a fixed date rather than from each patient's first scan.
--- Two aggregations: per scan date (means over the sides of both BMD and sBMD, the date's
--- lowest and highest manufacturer), then per patient-site, where the fit is taken on both
--- values at once (aggregates skip NULLs, so each fit sees exactly the dates that have its
--- value) and the manufacturer check picks one. Only the patient-sites with more than one
--- manufacturer go back to their scan rows, for the exact sorted list of manufacturers.
+-- a fixed date rather than from each patient's first scan. The per-date means of both BMD and
+-- sBMD are taken before the manufacturer check, so the check joins dates, not scan rows.
 --
 -- Parameters (transforms/feature_config.py ← config/features.yaml): $bmd_sites and
 -- $lsc_g_cm2 (parallel lists: site, least significant change in g/cm²), $min_span_years;
@@ -36,6 +32,18 @@ scan_rows AS NOT MATERIALIZED (
 ),
 
 -- logic CTEs ----------------------------------------------------------------------------------
+site_manufacturers AS (
+    SELECT
+        patient_key,
+        site,
+        list_sort(coalesce(list(manufacturer) FILTER (WHERE manufacturer IS NOT NULL), []))
+            AS manufacturer_list,
+        len(manufacturer_list) AS n_manufacturers,
+        n_manufacturers > 1 AS uses_sbmd
+    FROM (SELECT DISTINCT patient_key, site, manufacturer FROM scan_rows)
+    GROUP BY patient_key, site
+),
+
 -- one row per scan date: means over the sides (hips) of the measured BMD and of the sBMD
 side_means AS (
     SELECT
@@ -44,84 +52,50 @@ side_means AS (
         scan_date,
         avg(bmd_g_cm2) AS bmd_g_cm2,
         avg(sbmd_g_cm2) AS sbmd_g_cm2,
-        bool_or(sbmd_is_approximate AND sbmd_g_cm2 IS NOT NULL) AS sbmd_is_approximate,
-        min(manufacturer) AS manufacturer_lo,
-        max(manufacturer) AS manufacturer_hi,
-        date_diff('day', DATE '2000-01-01', scan_date) / 365.25 AS x_years
+        bool_or(sbmd_is_approximate AND sbmd_g_cm2 IS NOT NULL) AS sbmd_is_approximate
     FROM scan_rows
     GROUP BY patient_key, site, scan_date
 ),
 
--- per patient-site: both fits; a second manufacturer anywhere means sBMD for every scan
+-- the value that counts: sBMD for a patient-site scanned on more than one manufacturer
+scan_dates AS (
+    SELECT
+        d.patient_key,
+        d.site,
+        d.scan_date,
+        CASE WHEN m.uses_sbmd THEN d.sbmd_g_cm2 ELSE d.bmd_g_cm2 END AS bmd_g_cm2,
+        m.uses_sbmd AND d.sbmd_is_approximate AS sbmd_is_approximate,
+        date_diff('day', DATE '2000-01-01', d.scan_date) / 365.25 AS x_years
+    FROM side_means AS d
+    JOIN site_manufacturers AS m ON m.patient_key = d.patient_key AND m.site = d.site
+    WHERE CASE WHEN m.uses_sbmd THEN d.sbmd_g_cm2 ELSE d.bmd_g_cm2 END IS NOT NULL
+),
+
 fits AS (
     SELECT
         patient_key,
         site,
-        min(manufacturer_lo) AS site_manufacturer_lo,
-        max(manufacturer_hi) AS site_manufacturer_hi,
-        coalesce(site_manufacturer_lo <> site_manufacturer_hi, false) AS uses_sbmd,
-        count(bmd_g_cm2) AS n_bmd,
-        min(CASE WHEN bmd_g_cm2 IS NOT NULL THEN scan_date END) AS first_bmd_date,
-        max(CASE WHEN bmd_g_cm2 IS NOT NULL THEN scan_date END) AS last_bmd_date,
-        arg_min(bmd_g_cm2, scan_date) AS first_bmd,
-        arg_max(bmd_g_cm2, scan_date) AS last_bmd,
-        regr_sxx(bmd_g_cm2, x_years) AS sxx_bmd,
-        regr_sxy(bmd_g_cm2, x_years) AS sxy_bmd,
-        regr_syy(bmd_g_cm2, x_years) AS syy_bmd,
-        count(sbmd_g_cm2) AS n_sbmd,
-        min(CASE WHEN sbmd_g_cm2 IS NOT NULL THEN scan_date END) AS first_sbmd_date,
-        max(CASE WHEN sbmd_g_cm2 IS NOT NULL THEN scan_date END) AS last_sbmd_date,
-        arg_min(sbmd_g_cm2, scan_date) AS first_sbmd,
-        arg_max(sbmd_g_cm2, scan_date) AS last_sbmd,
-        regr_sxx(sbmd_g_cm2, x_years) AS sxx_sbmd,
-        regr_sxy(sbmd_g_cm2, x_years) AS sxy_sbmd,
-        regr_syy(sbmd_g_cm2, x_years) AS syy_sbmd,
-        bool_or(sbmd_is_approximate) AS sbmd_is_approximate
-    FROM side_means
+        count(*) AS n_scan_dates,
+        min(scan_date) AS first_scan_date,
+        max(scan_date) AS last_scan_date,
+        arg_min(bmd_g_cm2, scan_date) AS first_bmd_g_cm2,
+        arg_max(bmd_g_cm2, scan_date) AS last_bmd_g_cm2,
+        bool_or(sbmd_is_approximate) AS sbmd_is_approximate,
+        regr_sxx(bmd_g_cm2, x_years) AS sxx,
+        regr_sxy(bmd_g_cm2, x_years) AS sxy,
+        regr_syy(bmd_g_cm2, x_years) AS syy
+    FROM scan_dates
     GROUP BY patient_key, site
-),
-
--- more than one manufacturer: the distinct list (rare; from the scan rows of those sites)
-multi_manufacturers AS (
-    SELECT s.patient_key, s.site, list_sort(list(DISTINCT s.manufacturer)) AS manufacturer_list
-    FROM scan_rows AS s
-    SEMI JOIN (SELECT patient_key, site FROM fits WHERE uses_sbmd) AS f ON f.patient_key = s.patient_key AND f.site = s.site
-    WHERE s.manufacturer IS NOT NULL
-    GROUP BY s.patient_key, s.site
-),
-
--- the value that counts: sBMD for a patient-site scanned on more than one manufacturer
-chosen AS (
-    SELECT
-        f.patient_key,
-        f.site,
-        f.uses_sbmd,
-        CASE
-            WHEN f.uses_sbmd THEN mm.manufacturer_list
-            WHEN f.site_manufacturer_lo IS NOT NULL THEN [f.site_manufacturer_lo]
-            ELSE []
-        END AS manufacturer_list,
-        CASE WHEN f.uses_sbmd THEN f.n_sbmd ELSE f.n_bmd END AS n_scans,
-        CASE WHEN f.uses_sbmd THEN f.first_sbmd_date ELSE f.first_bmd_date END AS first_scan_date,
-        CASE WHEN f.uses_sbmd THEN f.last_sbmd_date ELSE f.last_bmd_date END AS last_scan_date,
-        CASE WHEN f.uses_sbmd THEN f.first_sbmd ELSE f.first_bmd END AS first_bmd_g_cm2,
-        CASE WHEN f.uses_sbmd THEN f.last_sbmd ELSE f.last_bmd END AS last_bmd_g_cm2,
-        CASE WHEN f.uses_sbmd THEN f.sxx_sbmd ELSE f.sxx_bmd END AS sxx,
-        CASE WHEN f.uses_sbmd THEN f.sxy_sbmd ELSE f.sxy_bmd END AS sxy,
-        CASE WHEN f.uses_sbmd THEN f.syy_sbmd ELSE f.syy_bmd END AS syy,
-        f.uses_sbmd AND coalesce(f.sbmd_is_approximate, false) AS sbmd_is_approximate
-    FROM fits AS f
-    LEFT JOIN multi_manufacturers AS mm ON mm.patient_key = f.patient_key AND mm.site = f.site
 ),
 
 trends AS (
     SELECT
-        f.patient_key,
-        f.site,
-        f.n_scans,
+        m.patient_key,
+        m.site,
+        coalesce(f.n_scan_dates, 0) AS n_scans,
         f.first_scan_date,
         f.last_scan_date,
-        (last_scan_date - first_scan_date) / 365.25 AS span_years,
+        (f.last_scan_date - f.first_scan_date) / 365.25 AS span_years,
         f.first_bmd_g_cm2,
         f.last_bmd_g_cm2,
         CASE WHEN n_scans >= 2 THEN f.last_bmd_g_cm2 - f.first_bmd_g_cm2 END AS change_g_cm2,
@@ -137,12 +111,13 @@ trends AS (
                 THEN sqrt(greatest(0.0, f.syy - f.sxy * f.sxy / f.sxx) / (n_scans - 2) / f.sxx)
         END AS slope_se_g_cm2_per_year,
         100.0 * slope_g_cm2_per_year / f.first_bmd_g_cm2 AS slope_pct_per_year,
-        f.uses_sbmd,
-        f.sbmd_is_approximate,
-        len(f.manufacturer_list) AS n_manufacturers,
-        nullif(array_to_string(f.manufacturer_list, ','), '') AS manufacturers
-    FROM chosen AS f
-    JOIN site_lsc AS l ON l.site = f.site
+        m.uses_sbmd,
+        coalesce(f.sbmd_is_approximate, false) AS sbmd_is_approximate,
+        m.n_manufacturers,
+        nullif(array_to_string(m.manufacturer_list, ','), '') AS manufacturers
+    FROM site_manufacturers AS m
+    JOIN site_lsc AS l ON l.site = m.site
+    LEFT JOIN fits AS f ON f.patient_key = m.patient_key AND f.site = m.site
 )
 
 -- final select --------------------------------------------------------------------------------
