@@ -34,9 +34,9 @@ format: setup
 	$(RUN) ruff check --fix .
 
 bench-features: setup
-	$(RUN) python bench/bench_features.py --patients 10000 --pandas-sample 500 --write
-	$(RUN) python bench/bench_features.py --patients 100000 --pandas-sample 300 --write
-	$(RUN) python bench/bench_features.py --patients 1000000 --pandas-sample 300 --write
+	$(RUN) python bench/bench_features.py --patients 10000 --pandas-sample 500 --repeat 3 --write
+	$(RUN) python bench/bench_features.py --patients 100000 --pandas-sample 300 --repeat 3 --write
+	$(RUN) python bench/bench_features.py --patients 1000000 --pandas-sample 300 --repeat 3 --write
 
 bench-hl7: setup
 	$(RUN) python bench/bench_hl7.py --sizes 50000 200000 --baseline-messages 20000

@@ -333,14 +333,8 @@ def check_pandas_against_mart(con, e2_pd: pd.DataFrame, keys: list[str]) -> None
 # --- run -----------------------------------------------------------------------------------------
 
 
-def run(n: int, sample: int, db_dir: Path) -> dict:
-    con = duckdb.connect(str(db_dir / "bench.duckdb"))
-    gen_s = generate(con, n)
-    counts = con.execute(
-        "SELECT (SELECT count(*) FROM core.fct_lab_result), (SELECT count(*) FROM core.fct_dexa_scan),"
-        " (SELECT count(*) FROM core.medication_exposure)"
-    ).fetchone()
-    params = feature_config.model_params()
+def build_both(con, params: dict) -> dict:
+    """One full build of both marts: wall time of each, CPU time, peak RSS, row counts."""
     base_rss = psutil.Process().memory_info().rss
     cpu0 = sum(psutil.Process().cpu_times()[:2])
     with PeakRss() as mem:
@@ -349,8 +343,33 @@ def run(n: int, sample: int, db_dir: Path) -> dict:
         t1 = time.perf_counter()
         bmd_rows = runner.materialize(con, "marts.feat_bmd_trend", params)
         t2 = time.perf_counter()
-    cpu_s = sum(psutil.Process().cpu_times()[:2]) - cpu0
-    load_avg = psutil.getloadavg()[0]
+    return {
+        "e2_s": t1 - t0,
+        "bmd_s": t2 - t1,
+        "sql_s": t2 - t0,
+        "cpu_s": sum(psutil.Process().cpu_times()[:2]) - cpu0,
+        "load_avg": psutil.getloadavg()[0],
+        "e2_rows": e2_rows,
+        "bmd_rows": bmd_rows,
+        "peak_rss_mb": mem.peak / 2**20,
+        "rss_growth_mb": (mem.peak - base_rss) / 2**20,
+    }
+
+
+def run(n: int, sample: int, db_dir: Path, repeat: int = 1) -> dict:
+    con = duckdb.connect(str(db_dir / "bench.duckdb"))
+    gen_s = generate(con, n)
+    counts = con.execute(
+        "SELECT (SELECT count(*) FROM core.fct_lab_result), (SELECT count(*) FROM core.fct_dexa_scan),"
+        " (SELECT count(*) FROM core.medication_exposure)"
+    ).fetchone()
+    params = feature_config.model_params()
+    # the same build `repeat` times on the same data: the row reports the fastest, and the
+    # range shows how much a shared machine moves a single run
+    builds = [build_both(con, params) for _ in range(repeat)]
+    best = min(builds, key=lambda b: b["sql_s"])
+    e2_rows, bmd_rows = best["e2_rows"], best["bmd_rows"]
+    assert all((b["e2_rows"], b["bmd_rows"]) == (e2_rows, bmd_rows) for b in builds)
     refresh_s = refresh_one_percent(con, n, params, (e2_rows, bmd_rows))
 
     keys = [bench_key(i) for i in range(0, n, max(1, n // sample))][:sample]
@@ -366,7 +385,6 @@ def run(n: int, sample: int, db_dir: Path) -> dict:
     pandas_s = time.perf_counter() - t3
     check_pandas_against_mart(con, e2_pd, keys)
     con.close()
-    sql_s = t2 - t0
     pandas_full_s = pandas_s * n / len(keys)
     return {
         "patients": n,
@@ -374,19 +392,13 @@ def run(n: int, sample: int, db_dir: Path) -> dict:
         "scan_rows": counts[1],
         "episodes": counts[2],
         "generate_s": gen_s,
-        "e2_s": t1 - t0,
-        "bmd_s": t2 - t1,
-        "sql_s": sql_s,
-        "cpu_s": cpu_s,
-        "load_avg": load_avg,
-        "e2_rows": e2_rows,
-        "bmd_rows": bmd_rows,
-        "peak_rss_mb": mem.peak / 2**20,
-        "rss_growth_mb": (mem.peak - base_rss) / 2**20,
+        **best,
+        "builds": len(builds),
+        "slowest_s": max(b["sql_s"] for b in builds),
         "pandas_sample": len(keys),
         "pandas_sample_s": pandas_s,
         "pandas_est_s": pandas_full_s,
-        "speedup": pandas_full_s / sql_s,
+        "speedup": pandas_full_s / best["sql_s"],
         "refresh_s": refresh_s,
     }
 
@@ -409,7 +421,8 @@ def refresh_one_percent(con, n: int, params: dict, full_rows: tuple[int, int]) -
 def table_row(r: dict) -> str:
     return (
         f"| {r['patients']:,} | {r['lab_rows']:,} / {r['scan_rows']:,} | {r['e2_s']:.2f} "
-        f"| {r['bmd_s']:.2f} | **{r['sql_s']:.2f}** | {r['cpu_s']:.1f} | {r['peak_rss_mb']:,.0f} "
+        f"| {r['bmd_s']:.2f} | **{r['sql_s']:.2f}** | {r['builds']}: {r['sql_s']:.1f}–{r['slowest_s']:.1f} "
+        f"| {r['cpu_s']:.1f} | {r['peak_rss_mb']:,.0f} "
         f"(+{r['rss_growth_mb']:,.0f}) | {r['e2_rows']:,} / {r['bmd_rows']:,} "
         f"| {r['pandas_sample']:,} in {r['pandas_sample_s']:.1f} s | {r['pandas_est_s']:,.0f} "
         f"| **{r['speedup']:,.0f}×** | {r['refresh_s']:.2f} | {r['load_avg']:.1f} "
@@ -433,11 +446,17 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--pandas-sample", type=int, default=2_000)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="full builds on the same data; the fastest is reported",
+    )
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks_features.md")
     args = ap.parse_args(argv)
     sample = min(args.patients, args.pandas_sample)
     with tempfile.TemporaryDirectory(prefix="bench_features_") as d:
-        r = run(args.patients, sample, Path(d))
+        r = run(args.patients, sample, Path(d), max(1, args.repeat))
     for k, v in r.items():
         print(f"{k:>18}: {v:,.2f}" if isinstance(v, float) else f"{k:>18}: {v:,}")
     print(f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cpus")
