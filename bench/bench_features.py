@@ -434,16 +434,21 @@ def table_row(r: dict) -> str:
     )
 
 
-def write_doc(row: str, patients: int) -> None:
-    """Replace (or add) the row of this cohort size in the results table of the doc."""
-    text = DOC.read_text(encoding="utf-8")
+def write_doc(row: str, patients: int, doc: Path = DOC) -> None:
+    """Replace (or add) the row of this cohort size in the results table of the doc: the
+    table that ends at the marker; rows of the same size in other tables (earlier machines)
+    stay as they are."""
+    text = doc.read_text(encoding="utf-8")
+    marker = "<!-- results: bench_features.py --write adds rows above this line -->"
+    before, marker_and_after = text.split(marker, 1)
+    table_at = before.rfind("\n| patients |") + 1
+    head, table = before[:table_at], before[table_at:]
     pattern = re.compile(r"^\| " + re.escape(f"{patients:,}") + r" \|.*$", re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: row, text)
+    if pattern.search(table):
+        table = pattern.sub(lambda _m: row, table)
     else:
-        marker = "<!-- results: bench_features.py --write adds rows above this line -->"
-        text = text.replace(marker, row + "\n" + marker)
-    DOC.write_text(text, encoding="utf-8")
+        table += row + "\n"
+    doc.write_text(head + table + marker + marker_and_after, encoding="utf-8")
 
 
 def positive_int(text: str) -> int:
