@@ -245,7 +245,15 @@ def bmd_reference(
             groups[(s.patient_key, s.site)].append(s)
     out = {}
     for key, rows in groups.items():
-        makers = sorted({s.manufacturer for s in rows if s.manufacturer is not None})
+        # a row without BMD and sBMD (T-score only) is no scan: its manufacturer does not count
+        makers = sorted(
+            {
+                s.manufacturer
+                for s in rows
+                if s.manufacturer is not None
+                and (s.bmd_g_cm2 is not None or s.sbmd_mg_cm2 is not None)
+            }
+        )
         uses_sbmd = len(makers) > 1
         per_date: dict[dt.date, list[Scan]] = defaultdict(list)
         for s in rows:
@@ -269,7 +277,9 @@ def bmd_reference(
             "last_bmd_g_cm2": ys[-1] if n else None,
             "change_g_cm2": ys[-1] - ys[0] if n >= 2 else None,
             "lsc_g_cm2": lsc[key[1]],
-            "exceeds_lsc": abs(ys[-1] - ys[0]) > lsc[key[1]] if n >= 2 else None,
+            # beyond the LSC in decimal terms: the change rounded to 1e-9 g/cm² (far below
+            # DXA's 0.001 resolution) so that 0.900 - 0.875 equals a 0.025 LSC
+            "exceeds_lsc": round(abs(ys[-1] - ys[0]), 9) > lsc[key[1]] if n >= 2 else None,
             "slope_g_cm2_per_year": None,
             "slope_se_g_cm2_per_year": None,
             "slope_pct_per_year": None,

@@ -198,6 +198,50 @@ def test_lsc_flag_per_site_and_configurable():
     assert rows[("p", "total_hip")]["exceeds_lsc"] is True
 
 
+def test_change_equal_to_the_lsc_is_not_beyond_it():
+    # Reported to 0.001 g/cm²: 0.900 → 0.875 is a change of exactly 0.025, the total-hip
+    # LSC; in binary doubles 0.875 - 0.900 = -0.025000000000000022, which a plain > would
+    # flag. 0.900 → 0.874 (0.026) is beyond it. The spine pair 0.830 → 0.800 (-0.030 exactly,
+    # -0.029999999999999916 in doubles) stays not beyond 0.030 as well.
+    assert abs(0.875 - 0.900) > 0.025  # the rounding the flag must not count
+    rows = run(
+        [
+            Scan("a", "2020-01-01", "total_hip", 0.900, side="left"),
+            Scan("a", "2022-01-01", "total_hip", 0.875, side="left"),
+            Scan("b", "2020-01-01", "total_hip", 0.900, side="left"),
+            Scan("b", "2022-01-01", "total_hip", 0.874, side="left"),
+            Scan("c", "2020-01-01", "lumbar_spine", 0.830),
+            Scan("c", "2022-01-01", "lumbar_spine", 0.800),
+        ]
+    )
+    assert rows[("a", "total_hip")]["exceeds_lsc"] is False
+    assert rows[("a", "total_hip")]["change_g_cm2"] == pytest.approx(-0.025)
+    assert rows[("b", "total_hip")]["exceeds_lsc"] is True
+    assert rows[("c", "lumbar_spine")]["exceeds_lsc"] is False
+
+
+def test_a_row_without_bmd_is_no_scan_and_no_manufacturer():
+    # Two Hologic scans, then a GE Lunar row with a T-score but no BMD and no sBMD: it is no
+    # scan, so the site stays on one manufacturer and uses measured BMD (change -0.020 over
+    # 731 days), not sBMD. A site whose only row has no value keeps a row with 0 scans.
+    rows = run(
+        [
+            Scan("p", "2019-01-01", "total_hip", 0.900, "Hologic", "left", 913.2),
+            Scan("p", "2021-01-01", "total_hip", 0.880, "Hologic", "left", 893.04),
+            Scan("p", "2022-01-01", "total_hip", None, "GE Lunar", "left", None),
+            Scan("p", "2022-01-01", "femoral_neck", None, "GE Lunar", "left", None),
+        ]
+    )
+    hip = rows[("p", "total_hip")]
+    assert (hip["uses_sbmd"], hip["n_manufacturers"], hip["manufacturers"]) == (False, 1, "Hologic")
+    assert hip["n_scans"] == 2 and hip["last_scan_date"] == D(2021, 1, 1)
+    assert hip["first_bmd_g_cm2"] == 0.900 and hip["change_g_cm2"] == pytest.approx(-0.020)
+    assert hip["slope_g_cm2_per_year"] == pytest.approx(-0.020 / (731 / 365.25))
+    neck = rows[("p", "femoral_neck")]
+    assert (neck["n_scans"], neck["reason"]) == (0, "fewer_than_2_scans")
+    assert (neck["n_manufacturers"], neck["manufacturers"]) == (0, None)
+
+
 def test_slopes_match_numpy_and_scipy_on_random_data():
     rng = np.random.default_rng(7)
     scans, truth = [], {}

@@ -32,15 +32,25 @@ scan_rows AS NOT MATERIALIZED (
 ),
 
 -- logic CTEs ----------------------------------------------------------------------------------
+-- every patient-site with a row; its manufacturers are those of rows that carry a BMD or an
+-- sBMD (a row with neither, e.g. T-score only, is no scan and changes no manufacturer)
 site_manufacturers AS (
     SELECT
         patient_key,
         site,
-        list_sort(coalesce(list(manufacturer) FILTER (WHERE manufacturer IS NOT NULL), []))
-            AS manufacturer_list,
+        list_sort(coalesce(
+            list(manufacturer) FILTER (WHERE manufacturer IS NOT NULL AND has_value), []
+        )) AS manufacturer_list,
         len(manufacturer_list) AS n_manufacturers,
         n_manufacturers > 1 AS uses_sbmd
-    FROM (SELECT DISTINCT patient_key, site, manufacturer FROM scan_rows)
+    FROM (
+        SELECT DISTINCT
+            patient_key,
+            site,
+            manufacturer,
+            bmd_g_cm2 IS NOT NULL OR sbmd_g_cm2 IS NOT NULL AS has_value
+        FROM scan_rows
+    )
     GROUP BY patient_key, site
 ),
 
@@ -100,7 +110,10 @@ trends AS (
         f.last_bmd_g_cm2,
         CASE WHEN n_scans >= 2 THEN f.last_bmd_g_cm2 - f.first_bmd_g_cm2 END AS change_g_cm2,
         l.lsc_g_cm2,
-        abs(change_g_cm2) > l.lsc_g_cm2 AS exceeds_lsc,
+        -- beyond the LSC by more than the rounding of the subtraction (1e-9 g/cm², a millionth
+        -- of DXA's 0.001 resolution): 0.900 - 0.875 is 0.025000000000000022 in binary doubles,
+        -- a change equal to a 0.025 LSC, not beyond it
+        abs(change_g_cm2) - l.lsc_g_cm2 > 1e-9 AS exceeds_lsc,
         CASE
             WHEN n_scans < 2 THEN 'fewer_than_2_scans'
             WHEN span_years < $min_span_years THEN 'span_below_minimum'
