@@ -18,12 +18,11 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from schemas.staging import StgDexaScan, StgLabResult, StgMedication
+from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedication
 from schemas.validate import BMD_RANGE_G_CM2, SCORE_RANGE
 
 COMPARATORS = ["<", "<=", ">", ">="]
 # HL7 table 0085 (+ 2.8 A/B); CSV results default to F
-RESULT_STATUSES = ["F", "C", "P", "R", "X", "D", "W", "I", "U", "S", "N", "O", "A", "B"]
 FEATURE_SITES = ["lumbar_spine", "total_hip", "femoral_neck"]
 TREND_REASONS = ["fewer_than_2_scans", "span_below_minimum"]
 RECORD_TYPES = ["order", "dispense"]

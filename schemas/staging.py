@@ -13,6 +13,10 @@ import datetime as dt
 import pandera.polars as pa
 import polars as pl
 
+# HL7 table 0085, observation result status (DOMAIN.md): F final, C correction, P preliminary,
+# R not verified, X cannot be obtained, D delete, W wrong; I, U, S, N, O; A amended, B appended
+RESULT_STATUSES = ["F", "C", "P", "R", "X", "D", "W", "I", "U", "S", "N", "O", "A", "B"]
+
 
 class _Lineage(pa.DataFrameModel):
     """Lineage columns every staged row carries."""
@@ -85,7 +89,9 @@ class StgLabResult(_Lineage):
         nullable=True, description="OBX-8 flags, repetitions joined with '~'."
     )
     result_status: str = pa.Field(
-        nullable=True, description="OBX-11 result status (F, C, P, D, W, …); CSV default F."
+        nullable=True,
+        description="OBX-11 result status, an HL7 table 0085 code in any case (F, C, P, D, W, …; "
+        "a row with another status is quarantined as unparseable_value); CSV default F.",
     )
     loinc_code: str = pa.Field(
         nullable=True, description="LOINC after mapping; NULL when unmapped."

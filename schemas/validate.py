@@ -16,9 +16,10 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from schemas.staging import StgDexaScan, StgLabResult, StgMedication
+from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedication
+from transforms import redact
 from transforms.catalog import load_plausible_ranges
-from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, Reject
+from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, UNPARSEABLE_VALUE, Reject
 
 SCHEMA_VIOLATION = "schema_violation"
 
@@ -42,6 +43,12 @@ class LabResultRules(StgLabResult):
     @pa.dataframe_check(name=FUTURE_DATE)
     def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(_ok(pl.col("collected_at") <= pl.col("_as_of")))
+
+    @pa.dataframe_check(name=UNPARSEABLE_VALUE)
+    def known_status(cls, data: PolarsData) -> pl.LazyFrame:
+        """A status core can order versions by: a table 0085 code, any case (NULL = F)."""
+        status = pl.col("result_status").str.to_uppercase()
+        return data.lazyframe.select(_ok(status.is_in(RESULT_STATUSES)))
 
 
 class DexaScanRules(StgDexaScan):
@@ -113,6 +120,10 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             )
         if check == FUTURE_DATE:
             return f"collected_at {row.get('collected_at')} is after the run date", what
+        if check == UNPARSEABLE_VALUE:
+            status = redact.token(row.get("result_status"))
+            codes = ", ".join(RESULT_STATUSES)
+            return f"result status {status!r} is not an HL7 table 0085 code ({codes})", what
     if kind == "dexa_scan":
         what = f"{row.get('site')} BMD {row.get('bmd_g_cm2')} T {row.get('t_score')} Z {row.get('z_score')}"
         if check == IMPLAUSIBLE_VALUE:
@@ -147,7 +158,11 @@ def validate(kind: str, df: pl.DataFrame, as_of: dt.datetime) -> list[Reject]:
     for check, index, column in failures.iter_rows():
         if index is None:
             raise ValueError(f"{kind}: frame-level schema failure in {column}: {check}")
-        name = check if check in (IMPLAUSIBLE_VALUE, FUTURE_DATE) else SCHEMA_VIOLATION
+        name = (
+            check
+            if check in (IMPLAUSIBLE_VALUE, FUTURE_DATE, UNPARSEABLE_VALUE)
+            else SCHEMA_VIOLATION
+        )
         if (index, name) in seen:
             continue
         seen.add((index, name))

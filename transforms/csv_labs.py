@@ -48,6 +48,29 @@ OPTIONAL_COLUMNS = (
 )
 
 
+# Words lab exports write for a result status instead of its HL7 table 0085 code (FHIR's
+# Observation.status names among them); a source's `result_status_words` adds or overrides.
+# Keys are upper case with '-', '_' and runs of spaces as one space. A status that is neither
+# a code nor a word here is quarantined by validation (schemas/validate.py).
+RESULT_STATUS_WORDS = {
+    "FINAL": "F",
+    "CORRECTED": "C",
+    "CORRECTION": "C",
+    "PRELIMINARY": "P",
+    "PRELIM": "P",
+    "AMENDED": "A",
+    "APPENDED": "B",
+    "CANCELLED": "X",
+    "CANCELED": "X",
+    "DELETED": "D",
+    "ENTERED IN ERROR": "W",
+}
+
+
+def _status_word(text: str) -> str:
+    return " ".join(text.upper().replace("-", " ").replace("_", " ").split())
+
+
 @dataclass(frozen=True, kw_only=True)
 class LabCsvConfig(textio.TableFormat):
     source: str
@@ -59,6 +82,17 @@ class LabCsvConfig(textio.TableFormat):
     code_system: str = "L"
     local_codes: Mapping[str, str] = field(default_factory=dict)
     default_result_status: str = "F"
+    result_status_words: Mapping[str, str] = field(
+        default_factory=lambda: dict(RESULT_STATUS_WORDS)
+    )
+
+    def result_status(self, cell: str | None) -> str:
+        """The table 0085 code of a status cell (empty: the source's default); an unknown
+        word is returned upper-cased, for validation to put aside."""
+        if cell is None:
+            return self.default_result_status.upper()
+        word = _status_word(cell)
+        return self.result_status_words.get(word, word)
 
 
 def lab_csv_config_from_dict(raw: Mapping[str, Any], default_source: str = "") -> LabCsvConfig:
@@ -83,6 +117,13 @@ def lab_csv_config_from_dict(raw: Mapping[str, Any], default_source: str = "") -
         code_system=str(raw.get("code_system") or "L"),
         local_codes={str(k): str(v) for k, v in (raw.get("local_codes") or {}).items()},
         default_result_status=str(raw.get("default_result_status") or "F"),
+        result_status_words={
+            **RESULT_STATUS_WORDS,
+            **{
+                _status_word(str(k)): str(v).strip().upper()
+                for k, v in (raw.get("result_status_words") or {}).items()
+            },
+        },
     )
 
 
@@ -172,7 +213,7 @@ def _parse_row(
         return cfg.optional(get(row, h(name)))
 
     loinc = opt("loinc")
-    status = (opt("result_status") or cfg.default_result_status).upper()
+    status = cfg.result_status(opt("result_status"))
     record = {
         "position": row.position,
         "patient_key": key,

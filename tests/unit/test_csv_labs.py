@@ -427,3 +427,23 @@ def test_parse_number(text, decimal, expected):
 @pytest.mark.parametrize("text", ["abc", "hemolyzed", "1.2.3", "10 20", "5 - 10", ""])
 def test_parse_number_rejects(text):
     assert textio.parse_number(text, ".") is None
+
+
+def test_status_words_become_table_0085_codes():
+    # Final/corrected/… as some exports write them; a source's own word; an unknown word is
+    # kept upper-cased for validation to put aside; an empty cell is the source's default F.
+    cfg = lab_csv_config_from_dict({**NORTH, "result_status_words": {"Verified": "f"}})
+    head = NORTH_CSV.splitlines()[0]
+    cells = ["Final", "corrected", "Entered-in-error", " prelim ", "VERIFIED", "Z9", "", "c"]
+    body = "".join(
+        f"MRN001,,,2023-01-05 08:30,E2SENS,Estradiol,18,pg/mL,,,ACC{i},{s}\n"
+        for i, s in enumerate(cells)
+    )
+    res = parse_lab_csv(
+        (head + "\n" + body).encode(),
+        file_sha256="sha",
+        source_config=cfg,
+        pseudonymize=fake_pseudonymize,
+    )
+    assert res.rejects == []
+    assert res.rows["result_status"].to_list() == ["F", "C", "W", "P", "F", "Z9", "F", "C"]

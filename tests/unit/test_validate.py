@@ -64,3 +64,20 @@ def test_dexa_bmd_range():
     assert [(r.position, r.check_name) for r in validate("dexa_scan", df, AS_OF)] == [
         ("line 3", "implausible_value")
     ]
+
+
+def test_a_status_outside_table_0085_is_put_aside_with_a_reason():
+    # core orders versions by status (F, C, P, … in any case; NULL = F); anything else would
+    # stop core's contract check, so it is quarantined here as unparseable_value
+    d = dt.datetime(2020, 5, 1)
+    df = _lab([20.0] * 5, [d] * 5).with_columns(
+        pl.Series("result_status", ["F", "c", None, "FINAL", "Z9"])
+    )
+    got = validate("lab_result", df, AS_OF)
+    assert [(r.position, r.check_name) for r in got] == [
+        ("line 5", "unparseable_value"),
+        ("line 6", "unparseable_value"),
+    ]
+    # the cell is shown by redact's rule: a word that could be a name only by its shape
+    assert got[0].reason.startswith("result status 'aaaaa' is not an HL7 table 0085 code (F, C,")
+    assert got[1].reason.startswith("result status 'Z9' is not")
