@@ -47,27 +47,70 @@ def decode(data: bytes, encoding: str = "utf-8") -> str:
 class Row:
     line: int  # 1-based physical line where the row starts (header = 1)
     cells: list[str]
+    # a quote opened on this line ran on into the following rows: the line is read alone
+    # (and put aside by ``check_width``), the lines after it are read as rows of their own
+    unclosed_quote: bool = False
 
     @property
     def position(self) -> str:
         return f"line {self.line}"
 
 
+class _Lines:
+    """The physical lines of a text for ``csv.reader``, with a position that can be set back."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = io.StringIO(text, newline="").readlines()
+        self.pos = 0  # index of the next line to hand out
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+
+def _ran_on(cells: list[str], continued: list[str], width: int, delimiter: str) -> bool:
+    """Whether a record that spans lines is an unclosed quote rather than a quoted cell with
+    line breaks: it has the wrong number of cells, or a line it swallowed holds a whole row's
+    worth of delimiters (a note or an address broken over lines does not)."""
+    if len(cells) != width:
+        return True
+    return width > 1 and any(line.count(delimiter) >= width - 1 for line in continued)
+
+
 def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
-    """Header cells (stripped) and data rows; blank lines are skipped, never records."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    """Header cells (stripped) and data rows; blank lines are skipped, never records.
+
+    A stray quote (``"Müller, Jörg`` with no closing quote) would make the csv module join
+    every following line, up to the next quote or the end of the file, into one record; such
+    a record becomes its first line alone, flagged ``unclosed_quote``, and reading goes on
+    from the line after it, so that no row disappears inside another.
+    """
+    lines = _Lines(text)
+    reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] | None = None
     rows: list[Row] = []
-    consumed = 0  # physical lines read before the current record
-    for cells in reader:
-        start = consumed + 1
-        consumed = reader.line_num
+    while True:
+        start = lines.pos  # 0-based index of the record's first physical line
+        cells = next(reader, None)
+        if cells is None:
+            break
         if not cells or all(c.strip() == "" for c in cells):
             continue
         if header is None:
             header = [c.strip() for c in cells]
             continue
-        rows.append(Row(start, cells))
+        continued = lines.lines[start + 1 : lines.pos]
+        if continued and _ran_on(cells, continued, len(header), delimiter):
+            alone = next(csv.reader([lines.lines[start]], delimiter=delimiter), [])
+            rows.append(Row(start + 1, alone, unclosed_quote=True))
+            lines.pos = start + 1
+            continue
+        rows.append(Row(start + 1, cells))
     return header or [], rows
 
 
@@ -285,6 +328,12 @@ class RowError(Exception):
 def check_width(row: Row, header: list[str]) -> None:
     """A row with another number of cells than the header is unreadable: an unquoted
     delimiter (a name like ``Doe, John``) or a dropped cell shifts every later value."""
+    if row.unclosed_quote:
+        raise RowError(
+            UNPARSEABLE_VALUE,
+            "a quote opened on this line is not closed before the rows that follow: the line "
+            "is put aside and the lines after it are read as rows",
+        )
     if len(row.cells) != len(header):
         raise RowError(
             UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
@@ -312,8 +361,10 @@ def parse_rows(
         try:
             out, identity = parse_one(row)
         except RowError as err:
-            if len(row.cells) == width:
+            if len(row.cells) == width and not row.unclosed_quote:
                 rejects.append(Reject(row.position, err.check_name, err.reason, excerpt(row)))
+            elif row.unclosed_quote:  # the reason names no cell; the cells may be shifted
+                rejects.append(Reject(row.position, err.check_name, err.reason, None))
             else:
                 reason = (
                     f"{err.check_name} in a row of {len(row.cells)} cells for {width} columns "

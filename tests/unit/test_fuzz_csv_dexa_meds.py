@@ -87,18 +87,29 @@ def table_format(target: str) -> tuple[str, str]:
 
 
 def data_row_positions(target: str, data: bytes) -> set[str]:
-    """Plain reference: physical start line of every non-blank record after the header."""
+    """Plain reference: physical start line of every non-blank record after the header,
+    where a record that ran on through an unclosed quote (wrong cell count, or a swallowed
+    line with a whole row's delimiters) is its first line only. A new csv reader starts at
+    each record's first line."""
     encoding, delimiter = table_format(target)
-    text = textio.decode(data, encoding)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    positions, header_seen, consumed = [], False, 0
-    for cells in reader:
-        start, consumed = consumed + 1, reader.line_num
+    lines = io.StringIO(textio.decode(data, encoding), newline="").readlines()
+    positions, width, i = [], None, 0
+    while i < len(lines):
+        reader = csv.reader(iter(lines[i:]), delimiter=delimiter)
+        cells = next(reader)
+        used = reader.line_num
         if not any(c.strip() for c in cells):
+            i += used
             continue
-        if header_seen:
-            positions.append(f"line {start}")
-        header_seen = True
+        if width is None:
+            width, i = len(cells), i + used
+            continue
+        positions.append(f"line {i + 1}")
+        swallowed = lines[i + 1 : i + used]
+        ran_on = len(cells) != width or (
+            width > 1 and any(line.count(delimiter) >= width - 1 for line in swallowed)
+        )
+        i += 1 if used > 1 and ran_on else used
     return set(positions)
 
 
