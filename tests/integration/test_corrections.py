@@ -111,3 +111,28 @@ def test_repeated_obx_without_sub_id_are_distinct_results_and_corrected_in_order
         (19.0, "C", True),
     ]
     assert len(history) == 4
+
+
+def test_without_filler_order_number_the_sub_id_tells_results_apart(home, tmp_path):
+    # OBR-3 empty: two OBX of one code and time with OBX-4 1 and 2 are two results (DOMAIN:
+    # a result is OBR-3 + OBX-3 + OBX-4); a later correction of sub-id 2 supersedes only it
+    msg = (
+        "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{msh7}||ORU^R01|{ctrl}|P|2.5.1\r"
+        "PID|1||MRN7777777^^^NORTH_CLINIC^MR\r"
+        "OBR|1|PLC1||HORM^Hormones^L|||20230105083000\r"
+        "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN|1|{a}|pg/mL|||||{st}\r"
+        "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN|2|{b}|pg/mL|||||{st}\r"
+    )
+    landing = tmp_path / "landing"
+    first = msg.format(msh7="20230105120000", ctrl="A", st="F", a=18.4, b=31)
+    _deliver(home, landing, "1.hl7", first, "r1")
+    assert sorted((v, s, c) for v, s, c, _ in _state(home)[0]) == [
+        (18.4, "F", False),
+        (31.0, "F", False),
+    ]
+    correction = msg.format(msh7="20230106120000", ctrl="B", st="C", a=18.4, b=33)
+    _deliver(home, landing, "2.hl7", correction, "r2")
+    assert sorted((v, s, c, n) for v, s, c, n in _state(home)[0]) == [
+        (18.4, "C", True, 2),
+        (33.0, "C", True, 2),
+    ]

@@ -26,7 +26,10 @@ from transforms.pseudonym import make_pseudonymizer
 
 CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus"
 
-VTYPES = ["NM", "SN", "ST", "CWE", "CE", "TX", "FT", "", " NM ", "nm", "ED"]
+VTYPES = [
+    "NM", "SN", "ST", "CWE", "CE", "TX", "FT", "", " NM ", "nm", "ED", "NM^^HL70125",
+    "SN^Structured Numeric^HL70125", "CWE^^HL70125", "^NM",
+]  # fmt: skip
 VALUES = [
     "", "5", "18.4", "<5", ">= 300", " 5 ", "5.", ".5", "+5", "-0.5", "007", "1e5", "inf",
     "nan", "1_000", "27~25", "   ", "<^5", "^182", "=^5", "<=^0.5", "^10^-^20", "^1^:^40",
@@ -44,7 +47,7 @@ ZONES = ["America/New_York", "Europe/Paris"]
 def _segment(rng: random.Random) -> str:
     fields = ["OBX", "1", rng.choice(VTYPES), rng.choice(CODES), rng.choice(["", "1", "a"])]
     fields += [rng.choice(VALUES), rng.choice(UNITS), rng.choice(["", "10-40"])]
-    fields += [rng.choice(FLAGS), "", "", rng.choice(["", "F", " C "]), "", ""]
+    fields += [rng.choice(FLAGS), "", "", rng.choice(["", "F", " C ", "F^Final^HL70085"]), "", ""]
     fields += [rng.choice(TIMES), "", "", rng.choice(METHODS)]
     return "|".join(fields[: rng.choice([3, 6, 12, 15, 18, 18, 18, 18])])
 
@@ -62,7 +65,9 @@ def test_batch_reads_like_read_obx() -> None:
     for _ in range(4000):
         seg = _segment(rng)
         tz = rng.choice(ZONES)
-        obr_text = rng.choice(TIMES + [seg.split("|")[14] if seg.count("|") >= 14 else ""])
+        # mostly a readable order time (an OBX with no collection time at all is a reject)
+        obx14 = seg.split("|")[14] if seg.count("|") >= 14 else ""
+        obr_text = rng.choice(TIMES + [obx14] + ["20230701083000"] * 6)
         collected, bad = _obr(obr_text, tz)
         segments.append(seg)
         contexts.append((collected, bad, obr_text, tz, rng.random() < 0.9))

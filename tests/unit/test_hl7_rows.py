@@ -7,11 +7,12 @@ namespace and identifier can be checked; the catalog is the project's config/ana
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from schemas.staging import StgLabResult, columns_of
+from schemas.staging import RESULT_STATUSES, StgLabResult, columns_of
 from transforms.hl7 import Hl7Config, iter_parse_hl7_file, load_hl7_config, parse_hl7_file
 from transforms.hl7 import config as hl7_config
 from transforms.records import MALFORMED_MESSAGE, MISSING_PATIENT_ID, UNKNOWN_UNIT
@@ -254,7 +255,7 @@ def test_config_resolved_per_sending_application(tmp_path, monkeypatch):
             [
                 f"MSH|^~\\&|{app}|FAC|R|R|20230701083000-0700||ORU^R01|{app}1|P|2.5.1",
                 PID,
-                "OBR|1||F1|P^Panel^L",
+                "OBR|1||F1|P^Panel^L|||20230701080000",
                 f"OBX|1|NM|X1^Local^L||10|{unit}||N|||F",
             ]
         )
@@ -469,7 +470,9 @@ def test_malformed_messages_amid_good_ones():
 
 
 def test_oul_r22_rejected_unless_configured():
-    text = message(PID, "SPM|1|S1", "OBX|1|NM|GLU^Glucose^L||5|mmol/L", OBR, E2).replace(
+    # SPM-17 (collection date/time range, start 08:15 local) times the specimen OBX
+    spm = "SPM|1|S1" + "|" * 15 + "20230105081500^20230105082000"
+    text = message(PID, spm, "OBX|1|NM|GLU^Glucose^L||5|mmol/L", OBR, E2).replace(
         "ORU^R01^ORU_R01", "OUL^R22^OUL_R22"
     )
     [reject] = parse(text).rejects
@@ -480,7 +483,10 @@ def test_oul_r22_rejected_unless_configured():
     result = parse(text, cfg)
     assert result.rejects == []
     rows = result.rows.select("position", "filler_order_number", "collected_at").rows()
-    assert rows == [("m0/s3", None, None), ("m0/s5", "FIL1", dt.datetime(2023, 1, 5, 8, 30))]
+    assert rows == [
+        ("m0/s3", None, dt.datetime(2023, 1, 5, 8, 15)),
+        ("m0/s5", "FIL1", dt.datetime(2023, 1, 5, 8, 30)),
+    ]
 
 
 def test_rejected_values_are_shown_by_shape_unless_data_like():
@@ -546,3 +552,91 @@ def test_chunks_stream_with_file_positions(tmp_path):
 def test_empty_file():
     result = parse(b"")
     assert (result.rows.height, result.rejects, result.identities) == (0, [], [])
+
+
+def test_coded_value_type_and_status_use_component_1():
+    # Senders code the ID fields OBX-2 (table 0125) and OBX-11 (table 0085); the corpus file
+    # 005_AL_ORU_R01_NBS_Simplified sends `F^Final results; …^HL70085`.
+    rows = clean_rows(
+        message(
+            PID,
+            OBR,
+            "OBX|1|NM^^HL70125|E2^Estradiol^L||18.4|pg/mL|||||F^Final results^HL70085",
+            "OBX|2|SN^Structured Numeric^HL70125|E2^Estradiol^L||<^5|pg/mL|||||C^Corrected^HL70085",
+        ),
+        "value_type",
+        "value_num_original",
+        "comparator",
+        "result_status",
+    )
+    assert rows == [("NM", 18.4, None, "F"), ("SN", 5.0, "<", "C")]
+
+
+def test_a_value_without_value_type_is_read_as_st():
+    # OBX-2 empty: a number (with a comparator) still counts; other text stays text
+    rows = clean_rows(
+        message(
+            PID,
+            OBR,
+            "OBX|1||E2^Estradiol^L||18.4|pg/mL|||||F",
+            "OBX|2||E2^Estradiol^L||<5|pg/mL|||||F",
+            "OBX|3||E2^Estradiol^L||hemolyzed|pg/mL|||||F",
+        ),
+        "value_type",
+        "value_num_original",
+        "comparator",
+        "value_text",
+    )
+    assert rows == [
+        (None, 18.4, None, "18.4"),
+        (None, 5.0, "<", "<5"),
+        (None, None, None, "hemolyzed"),
+    ]
+
+
+def test_hl7_null_is_no_identifier():
+    # `""` means "no value": two patients sent with PID-3.1 `""` are not one patient, and
+    # orders with OBR-3 `""` share no filler order number
+    text = message('PID|1||""^^^NORTH_CLINIC^MR||ALPHA^ANN', OBR, E2) + message(
+        'PID|1||""^^^NORTH_CLINIC^MR||BETA^BOB', OBR, E2, control_id="MSG2"
+    )
+    result = parse(text)
+    assert result.rows.height == 0 and result.identities == []
+    assert [(r.position, r.check_name) for r in result.rejects] == [
+        ("m0/s3", "missing_patient_id"),
+        ("m1/s3", "missing_patient_id"),
+    ]
+    no_filler = OBR.replace("|FIL1^LABWH_LIS|", '|""|')
+    assert clean_rows(message(PID, no_filler, E2), "filler_order_number") == [(None,)]
+
+
+def test_a_result_without_any_collection_time_is_put_aside():
+    # OBR-7 and OBX-14 both empty: the result cannot be placed in time (the CSV feed rejects
+    # the same); with OBX-14 alone it loads
+    obr = "OBR|1|PLC1|FIL1^LABWH_LIS|HORM^Hormone panel^L"
+    result = parse(
+        message(
+            PID,
+            obr,
+            "OBX|1|NM|E2^Estradiol^L||9|pg/mL|||||F",
+            "OBX|2|NM|E2^Estradiol^L||10|pg/mL|||||F|||20230105083000",
+        )
+    )
+    [reject] = result.rejects
+    assert (reject.position, reject.check_name) == ("m0/s3", "unparseable_value")
+    assert reject.reason == "no collection time: OBR-7 and OBX-14 are both empty"
+    assert result.rows["collected_at"].to_list() == [dt.datetime(2023, 1, 5, 8, 30)]
+
+
+def test_corpus_file_with_coded_status_has_table_0085_statuses():
+    data = (
+        Path(__file__).parents[2]
+        / ".."
+        / "shared"
+        / "corpus"
+        / "CDCgov_trusted-intermediary/Test/Results/005_AL_ORU_R01_NBS_Simplified_0_initial_message.hl7"
+    ).read_bytes()
+    result = parse(data, config=None)
+    assert result.rows.height > 0
+    assert set(result.rows["result_status"].to_list()) <= set(RESULT_STATUSES)
+    assert "HL70125" not in "".join(v or "" for v in result.rows["value_type"].to_list())

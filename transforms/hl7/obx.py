@@ -35,6 +35,8 @@ CODED_TYPES = frozenset({"CWE", "CE", "CNE", "CF", "CV"})
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _NUMBER = re.compile(rf"\s*(<=|>=|<|>)?\s*({_NUM})\s*")
 _PAD = [""] * 32
+# a value without OBX-2 is read as ST: its number when it is one (`18.4`, `<5`), else text
+_UNTYPED = "ST"
 
 # OBX fields after segment_index, in the order read_obx returns them
 OBX_FIELDS = (
@@ -148,8 +150,10 @@ def read_obx(
         c = [unescape(x, enc) for x in c]
     if len(c) < 6:
         c.extend(_PAD[: 6 - len(c)])
-    vtype = f[2].strip()
-    original, num, comp, text, error = _value(vtype, f[5], enc)
+    # OBX-2 and OBX-11 are ID fields, but some senders code them (`NM^^HL70125`,
+    # `F^Final results^HL70085`): component 1 is the code
+    vtype = first_component(f[2], enc).strip()
+    original, num, comp, text, error = _value(vtype or _UNTYPED, f[5], enc)
     observed = None
     obs_bad = False
     ob = f[14]
@@ -161,8 +165,11 @@ def read_obx(
         except BadTimestamp:
             obs_bad = True
     collected = obr_collected if obr_collected is not None else observed
-    if collected is None and (obr_collected_bad or obs_bad) and error is None:
-        error = "collection time (OBR-7, else OBX-14) is not a valid HL7 timestamp"
+    if collected is None and error is None:
+        if obr_collected_bad or obs_bad:
+            error = "collection time (OBR-7, else OBX-14) is not a valid HL7 timestamp"
+        else:  # a result without a time cannot be placed on anyone's timeline
+            error = "no collection time: OBR-7 and OBX-14 are both empty"
     unit = f[6]
     if unit:
         u = unit.split(cs, 2)
@@ -181,7 +188,8 @@ def read_obx(
     fields = (
         collected, observed, c[0] or None, c[1] or None, c[2] or None, c[3] or None,
         c[4] or None, c[5] or None, sub or None, vtype or None, original, unit or None, num,
-        comp, text, rr or None, flags or None, f[11].strip() or None, method or None,
+        comp, text, rr or None, flags or None, first_component(f[11], enc).strip() or None,
+        method or None,
     )  # fmt: skip
     return fields, error, obx_excerpt(c[0], vtype, original)
 
@@ -232,14 +240,14 @@ def read_obx_batch(
         schema={"_seg": pl.String, "segment_index": pl.Int64},
     ).hstack(context)
     df = df.with_columns(pl.col("_seg").str.split("|").alias("_f")).with_columns(
-        _field(2).str.strip_chars().alias("_vt"),
+        _field(2).str.extract(r"^([^~^]*)", 1).str.strip_chars().alias("_vt"),  # comp. 1
         _field(3).str.split("^").alias("_c"),
         _field(4).alias("_sub"),
         _field(5).alias("_raw"),
         _field(6).str.split("^").alias("_u"),
         _field(7).alias("_rr"),
         _field(8).str.replace_all(r"\^[^~]*", "").alias("_flags"),  # comp. 1 of each rep.
-        _field(11).str.strip_chars().alias("_status"),
+        _field(11).str.extract(r"^([^~^]*)", 1).str.strip_chars().alias("_status"),
         _field(14).str.extract(r"^([^~^]*)", 1).alias("_ob"),  # comp. 1 of rep. 1
         _field(17).str.split("~").list.first().str.split("^").alias("_m"),
         (~pl.col("_default_enc") | pl.col("_obr_bad") | ~pl.col("_seg").str.contains(_PLAIN)).alias(
@@ -250,7 +258,7 @@ def read_obx_batch(
     loose = raw.str.extract_groups(_LOOSE)
     sn = raw.str.extract_groups(_SN)
     first_rep = raw.str.split("~").list.first().str.split("^")
-    is_nm, is_sn, is_st = vt == "NM", vt == "SN", vt == "ST"
+    is_nm, is_sn, is_st = vt == "NM", vt == "SN", vt.is_in([_UNTYPED, ""])
     is_coded = vt.is_in(list(CODED_TYPES))
     nm_repeated = raw.str.contains("~", literal=True)
     df = df.with_columns(
@@ -313,7 +321,12 @@ def read_obx_batch(
         _text(pl.col("_flags")).alias("abnormal_flags"),
         _text(pl.col("_status")).alias("result_status"),
         pl.when(m1 != "").then(m1).when(m0 != "").then(m0).alias("method"),
-        (pl.col("_py") | pl.col("_obs_bad")).alias("_py"),
+        # no collection time at all is a reject, which read_obx words
+        (
+            pl.col("_py")
+            | pl.col("_obs_bad")
+            | pl.coalesce("_obr_collected", "_observed").is_null()
+        ).alias("_py"),
     )
 
 

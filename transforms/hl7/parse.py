@@ -104,6 +104,12 @@ def components(field: str, enc: Encoding, n: int) -> list[str]:
     return comps
 
 
+def valued(text: str) -> str | None:
+    """A field's text, or None when it is empty or the HL7 null ``""`` ("no value"), which
+    must never become an identifier (every patient sent with ``""`` would be one)."""
+    return None if text in ("", '""') else text
+
+
 def first_component(field: str, enc: Encoding) -> str:
     """Component 1 of the first repetition, unescaped."""
     if enc.cs in field or enc.rs in field:

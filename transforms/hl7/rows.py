@@ -32,6 +32,7 @@ from transforms.hl7.parse import (
     read_encoding,
     segment_shape,
     unescape,
+    valued,
 )
 from transforms.hl7.timestamps import BadTimestamp, birth_year_and_date, parse_dtm_us
 from transforms.labnorm import normalize_lab_results
@@ -220,17 +221,11 @@ class ChunkParser:
                 if len(f) < 26:
                     f.extend(_PAD[: 26 - len(f)])
                 has_order = True
-                placer = first_component(f[2], enc) or None
-                filler = first_component(f[3], enc) or None
+                placer = valued(first_component(f[2], enc))
+                filler = valued(first_component(f[3], enc))
                 order_status = first_component(f[25], enc) or None
-                try:
-                    obr_text = first_component(f[7], enc)
-                    obr_collected = (
-                        message_at if obr_text == msh_time else parse_dtm_us(obr_text, tz)
-                    )
-                    obr_collected_bad = False
-                except BadTimestamp:
-                    obr_collected, obr_collected_bad = None, True
+                obr_text = first_component(f[7], enc)
+                obr_collected, obr_collected_bad = _order_time(obr_text, msh_time, message_at, tz)
                 gid = -1
             elif tag == "PID":
                 has_order = False
@@ -240,7 +235,13 @@ class ChunkParser:
                 patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
             elif tag == "SPM":  # OUL^R2x specimen observations follow SPM, not OBR
+                # their collection time: SPM-17 (a range: start, component 1)
+                f = seg.split(fs)
                 has_order = True
+                filler = placer = order_status = None
+                obr_text = first_component(f[17], enc) if len(f) > 17 else ""
+                obr_collected, obr_collected_bad = _order_time(obr_text, msh_time, message_at, tz)
+                gid = -1
             elif tag not in valid_ids:
                 if not SEGMENT_ID.match(tag):
                     raise MalformedMessage(f"segment s{j}: id is not 3 upper-case letters/digits")
@@ -389,6 +390,15 @@ class ChunkParser:
         )
 
 
+def _order_time(text: str, msh_time: str, message_at: int, tz: str) -> tuple[int | None, bool]:
+    """OBR-7 (or SPM-17.1) → (µs facility-local or None, sent but unreadable?); the same
+    text as MSH-7 is the message's time."""
+    try:
+        return (message_at if text == msh_time else parse_dtm_us(text, tz)), False
+    except BadTimestamp:
+        return None, True
+
+
 def _read_patient(seg: str, enc: Encoding, fallback: str, pseudonymize) -> tuple:
     f = seg.split(enc.fs)
     if len(f) < 9:
@@ -398,7 +408,7 @@ def _read_patient(seg: str, enc: Encoding, fallback: str, pseudonymize) -> tuple
         c = rep.split(enc.cs)
         if len(c) < 5:
             c.extend(_PAD[: 5 - len(c)])
-        ident = unescape(c[0], enc).strip()
+        ident = valued(unescape(c[0], enc).strip())
         if ident:
             reps.append((ident, hd_name(c[3], enc, ss=True), unescape(c[4], enc).strip()))
     birth_year, birth_date = birth_year_and_date(first_component(f[7], enc))

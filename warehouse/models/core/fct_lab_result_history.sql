@@ -43,8 +43,11 @@ keyed AS (
                 concat_ws('|', feed, coalesce(sending_facility, source_system), patient_key,
                           filler_order_number, source_code, coalesce(sub_id, ''),
                           CAST(occurrence AS VARCHAR))
+            -- without OBR-3: code + collection time, and OBX-4 when sent (concat_ws skips a
+            -- NULL sub-id, so the key of a result without one is as it always was)
             ELSE concat_ws('|', feed, source_system, patient_key, source_code,
-                           coalesce(CAST(collected_at AS VARCHAR), file_sha256 || position))
+                           coalesce(CAST(collected_at AS VARCHAR), file_sha256 || position),
+                           sub_id)
         END AS result_key,
         CASE upper(coalesce(result_status, 'F'))
             WHEN 'P' THEN 1 WHEN 'R' THEN 1 WHEN 'I' THEN 0
