@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.staging import StgLabResult, columns_of
+from schemas.staging import RESULT_STATUSES, StgLabResult, columns_of
 from transforms.hl7 import iter_parse_hl7_file, parse_hl7_file
 from transforms.hl7.framing import iter_messages
 from transforms.pseudonym import make_pseudonymizer
@@ -118,3 +118,39 @@ def test_worker_processes_give_the_same_chunks(tmp_path):
     assert sum(p.received for p in single) == sum(
         rows + sum(rejects.values()) for _, _, rows, rejects in EXPECTED.values()
     )
+
+
+def test_whole_corpus_reaches_core_and_passes_its_contract(home, tmp_path):
+    """Every corpus file landed, staged (validation included) and built into core: the core
+    tables pass their blocking Pandera contracts, so no real file can stop a run there (the
+    coded OBX-11 `F^Final results^HL70085` of 005_AL once did)."""
+    import duckdb
+
+    from schemas.checks import validate_table
+    from warehouse import params, steps
+
+    landing = tmp_path / "landing"
+    (landing / "hl7").mkdir(parents=True)
+    for i, rel in enumerate(sorted(EXPECTED)):
+        (landing / "hl7" / f"{i:02d}.hl7").write_bytes((CORPUS / rel).read_bytes())
+    steps.start_run(home, "corpus", landing)
+    steps.land(home, landing, "corpus")
+    summary = steps.stage(home, "hl7", "corpus")
+    steps.build_core(home, params.core_params())
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        for table in ("core.fct_lab_result_history", "core.fct_lab_result", "core.dim_patient"):
+            passed, n_failures, by_check, _ = validate_table(con, table)
+            assert passed, (table, by_check)
+        statuses = {
+            s
+            for (s,) in con.execute(
+                "SELECT DISTINCT result_status FROM core.fct_lab_result"
+            ).fetchall()
+        }
+        n_core = con.execute("SELECT count(*) FROM core.fct_lab_result_history").fetchone()[0]
+    finally:
+        con.close()
+    assert statuses <= set(RESULT_STATUSES)
+    accepted = sum(rows for _, _, rows, _ in EXPECTED.values())
+    assert n_core == accepted, summary

@@ -168,8 +168,9 @@ def read_obx(
     if collected is None and error is None:
         if obr_collected_bad or obs_bad:
             error = "collection time (OBR-7, else OBX-14) is not a valid HL7 timestamp"
-        else:  # a result without a time cannot be placed on anyone's timeline
+        elif original is not None:  # a value that cannot be placed on the patient's timeline
             error = "no collection time: OBR-7 and OBX-14 are both empty"
+        # (an empty placeholder, e.g. status I "results pending", loads without one)
     unit = f[6]
     if unit:
         u = unit.split(cs, 2)
@@ -321,11 +322,11 @@ def read_obx_batch(
         _text(pl.col("_flags")).alias("abnormal_flags"),
         _text(pl.col("_status")).alias("result_status"),
         pl.when(m1 != "").then(m1).when(m0 != "").then(m0).alias("method"),
-        # no collection time at all is a reject, which read_obx words
+        # a value without any collection time is a reject, which read_obx words
         (
             pl.col("_py")
             | pl.col("_obs_bad")
-            | pl.coalesce("_obr_collected", "_observed").is_null()
+            | (pl.coalesce("_obr_collected", "_observed").is_null() & (raw != ""))
         ).alias("_py"),
     )
 
