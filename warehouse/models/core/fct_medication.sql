@@ -24,8 +24,13 @@ deduplicated AS (
 )
 
 SELECT
-    md5(concat_ws('|', patient_key, record_type, rxnorm_code, start_date, end_date,
-                  dose_value, frequency, quantity)) AS medication_record_id,
+    -- the deduplication key as JSON: every field keeps its place and NULL stays null
+    -- (concat_ws skipped NULLs, so a dose of 30 and a quantity of 30 made one id)
+    md5(to_json({
+        'patient_key': patient_key, 'record_type': record_type, 'rxnorm_code': rxnorm_code,
+        'start_date': start_date, 'end_date': end_date, 'dose_value': dose_value,
+        'frequency': frequency, 'quantity': quantity
+    })) AS medication_record_id,
     patient_key,
     record_type,
     rxnorm_code,
