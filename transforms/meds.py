@@ -66,14 +66,16 @@ class MedRules:
 
     def doses_per_day(self, text: str) -> float | None:
         """Administrations per day for a frequency text; None when no rule reads it."""
-        t = re.sub(r"[\s\-_]+", " ", text.strip().lower()).rstrip(".")
-        for pattern, per_day in self.frequencies:
-            m = pattern.fullmatch(t)
-            if m:
-                n = m.groupdict().get("n")
-                if n is not None:
-                    return per_day / int(n) if int(n) > 0 else None
-                return per_day
+        t = re.sub(r"[\s\-_]+", " ", text.strip().lower())
+        # as written first (`b.i.d.` is a rule of its own), then without trailing dots (`daily.`)
+        for candidate in dict.fromkeys((t, t.rstrip("."))):
+            for pattern, per_day in self.frequencies:
+                m = pattern.fullmatch(candidate)
+                if m:
+                    n = m.groupdict().get("n")
+                    if n is not None:
+                        return per_day / int(n) if int(n) > 0 else None
+                    return per_day
         return None
 
     def dose_mg(self, product: Product | None, value: float, unit: str | None) -> float | None:
@@ -156,7 +158,12 @@ def _period(start_cell: str, end_cell: str, supply_cell: str) -> tuple[dt.date, 
     if end is None and supply is None:
         raise textio.RowError(UNPARSEABLE_VALUE, "neither end_date nor days_supply is given")
     if end is None:
-        end = start + dt.timedelta(days=supply - 1)
+        try:
+            end = start + dt.timedelta(days=supply - 1)
+        except OverflowError:  # a typo like 30000000: past the last representable date
+            raise textio.RowError(
+                UNPARSEABLE_VALUE, f"days_supply {redact.shape(supply_cell)} runs past year 9999"
+            ) from None
     if end < start:
         raise textio.RowError(UNPARSEABLE_VALUE, "end_date is before start_date")
     if supply is None:

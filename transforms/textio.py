@@ -19,6 +19,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -203,7 +204,8 @@ def _number_text(num: str, decimal: str) -> str | None:
         sign, m = m[0], m[1:]
     # grouped thousands with the source's separator (or a space / apostrophe): 1,364  1.364,5
     for sep in (thousands, " ", "'"):
-        grouped = rf"^\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+(?:{re.escape(decimal)}\d+)?$"
+        # a first group never starts with 0: `0,987` in a decimal-point source is 0.987
+        grouped = rf"^[1-9]\d{{0,2}}(?:{re.escape(sep)}\d{{3}})+(?:{re.escape(decimal)}\d+)?$"
         if re.match(grouped, m):
             m = m.replace(sep, "")
             break
@@ -279,7 +281,9 @@ def parse_date(text: str | None, formats: Iterable[str]) -> dt.date | None:
 def parse_int(text: str | None, decimal: str = ".") -> int | None:
     """A whole number ('30', '30.0'); None for anything else."""
     n = parse_number(text, decimal)
-    if n is None or n.comparator or n.unit or n.value != int(n.value):
+    if n is None or n.comparator or n.unit or not math.isfinite(n.value):
+        return None
+    if n.value != int(n.value):
         return None
     return int(n.value)
 

@@ -413,6 +413,8 @@ def test_config_without_required_columns_is_an_error():
         ("7,3", ",", (7.3, None, None)),
         ("5,0 pg/mL", ",", (5.0, None, "pg/mL")),
         ("1,364", ".", (1364.0, None, None)),
+        ("0,987", ".", (0.987, None, None)),  # no thousands group starts with 0
+        ("0.450", ",", (0.45, None, None)),
         ("1.364,5", ",", (1364.5, None, None)),
         ("185.2 lbs", ".", (185.2, None, "lbs")),
         ("-1.2", ".", (-1.2, None, None)),

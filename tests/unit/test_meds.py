@@ -148,6 +148,12 @@ def test_identities(meds):
         ("q8h", 3),
         ("every 10 days", 1 / 10),
         ("Q3W", 1 / 21),
+        # dotted abbreviations are rules of their own (config/medication_frequencies.csv)
+        ("q.d.", 1),
+        ("b.i.d.", 2),
+        ("t.i.d.", 3),
+        ("Q.I.D.", 4),
+        ("daily.", 1),
     ],
 )
 def test_frequency_rules(text, per_day):
@@ -157,3 +163,23 @@ def test_frequency_rules(text, per_day):
 @pytest.mark.parametrize("text", ["sometimes", "as needed", "every 0 days"])
 def test_frequency_without_rule(text):
     assert load_med_rules().doses_per_day(text) is None
+
+
+def test_days_supply_past_the_last_date_rejects_its_row_only():
+    # a 30000000-day supply (a typo) cannot end before year 9999: that row is put aside, the
+    # file's other row loads (the overflow once made the whole file unreadable)
+    data = "\n".join(
+        [
+            HEADER,
+            "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30",
+            "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-02-01,,30000000,30",
+            "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-03-01,,1e400,30",
+        ]
+    ).encode()
+    result = parse_meds_csv(data, file_sha256="s", pseudonymize=fake_pseudonymize)
+    assert result.rows["position"].to_list() == ["line 2"]
+    assert [(r.position, r.check_name) for r in result.rejects] == [
+        ("line 3", "unparseable_value"),
+        ("line 4", "unparseable_value"),
+    ]
+    assert "9999" in result.rejects[0].reason
