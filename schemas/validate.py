@@ -112,7 +112,13 @@ def plausible_ranges() -> pl.DataFrame:
 def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
     """A readable reason and a de-identified excerpt (no patient columns are read)."""
     if kind == "lab_result":
-        what = f"{row.get('analyte')} {row.get('value')} {row.get('unit')}"
+        # the catalog's analyte name; an unmapped result's text is as sent: its code by rule
+        analyte = (
+            row.get("analyte")
+            if row.get("is_mapped")
+            else f"unmapped {redact.token(row.get('source_code'))}"
+        )
+        what = f"{analyte} {row.get('value')} {redact.token(row.get('unit'))}"
         if check == IMPLAUSIBLE_VALUE:
             return (
                 f"{what} outside plausible range [{row.get('_min_value')}, {row.get('_max_value')}]",
@@ -131,7 +137,9 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
         if check == FUTURE_DATE:
             return f"scan_date {row.get('scan_date')} is after the run date", what
     if kind == "medication":
-        what = f"{row.get('drug_name')} {row.get('dose_value')} {row.get('dose_unit')}"
+        # the catalog's ingredient, never the free-text drug name (it may hold anything)
+        drug = row.get("ingredient") or "uncatalogued drug"
+        what = f"{drug} {row.get('dose_value')} {redact.token(row.get('dose_unit'))}"
         if check == IMPLAUSIBLE_VALUE:
             return f"{what}: dose ≤ 0, days supply < 1 or end before start", what
         if check == FUTURE_DATE:

@@ -237,7 +237,7 @@ def parse_meds_csv(data: bytes, *, file_sha256: str, pseudonymize) -> ParseResul
     def excerpt(row: textio.Row) -> str:
         cells = ("rxnorm_code", "dose_value", "dose_unit", "frequency", "start_date")
         return " ".join(
-            redact.shown(get(row, c)) if c != "dose_unit" else get(row, c)
+            redact.shown(get(row, c)) if c != "dose_unit" else redact.token(get(row, c))
             for c in cells
             if get(row, c)
         )

@@ -5,7 +5,8 @@ a date, a shifted row), so cells are shown by rule, never verbatim by default:
 
 - ``shape``: letters → ``a``, digits → ``9`` (``Müller`` → ``aaaaaa``, ``31/02/2023`` →
   ``99/99/9999``): says what was wrong without the text;
-- ``shown``: numbers and comparators as they are, anything else by its shape;
+- ``shown``: numbers and comparators as they are, anything else (dates, ``123-45-6789``) by its
+  shape;
 - ``token``: short one-word codes and units as they are (``pg/mL``, ``E2SENS``, ``puff``) so a mapping
   can be fixed, but a long all-letter word (a name) or an MRN-like letters+digits run by its
   shape. A heuristic: it is the second line of defence behind never quoting identity cells.
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import re
 
-_DATA_LIKE = re.compile(r"^[\s0-9<>=.,+\-]*$")
+# a number as labs write it: an optional comparator and sign, then digits with spaces, dots or
+# commas (`<5`, `0 .07`, `-1.2`, `1,364`); a hyphen or slash between digit groups is not data
+# but may be a birth date, a phone or a social security number (`1958-03-12`, `123-45-6789`)
+_DATA_LIKE = re.compile(r"^\s*(?:<=|>=|<|>|=)?\s*[+\-]?[0-9.,][0-9\s.,]*$|^\s*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9/\[\]%.*^_-]{1,12}$")  # one word: no spaces
 _NAME_LIKE = re.compile(r"^[A-Za-z]{5,}$|[A-Za-z]{5,}\s+[A-Za-z]{2,}")
 _ID_LIKE = re.compile(r"^[A-Za-z]{1,4}\d{5,}$|^\d{6,}$")

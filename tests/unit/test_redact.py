@@ -21,3 +21,13 @@ def test_token_keeps_units_and_codes_but_not_names_or_mrns():
     assert token("WALBURGA") == "aaaaaaaa"
     assert token("MRN5550102") == "aaa9999999"
     assert token("Doe John") == "aaa aaaa"
+
+
+def test_shown_shapes_digit_groups_joined_by_hyphens():
+    # a birth date, a social security number, a phone number typed into a value cell
+    assert shown("1958-03-12") == "9999-99-99"
+    assert shown("123-45-6789") == "999-99-9999"
+    assert shown("555-867-5309") == "999-999-9999"
+    # numbers as labs write them stay as they are
+    for kept in ("0 .07", ">= 300", "1,364", "-0.5", ".5", "=5"):
+        assert shown(kept) == kept

@@ -2,7 +2,7 @@ import datetime as dt
 
 import polars as pl
 
-from schemas.staging import StgDexaScan, StgLabResult, empty_frame
+from schemas.staging import StgDexaScan, StgLabResult, StgMedication, empty_frame
 from schemas.validate import validate
 
 AS_OF = dt.datetime(2026, 1, 1)
@@ -81,3 +81,37 @@ def test_a_status_outside_table_0085_is_put_aside_with_a_reason():
     # the cell is shown by redact's rule: a word that could be a name only by its shape
     assert got[0].reason.startswith("result status 'aaaaa' is not an HL7 table 0085 code (F, C,")
     assert got[1].reason.startswith("result status 'Z9' is not")
+
+
+def test_excerpts_quote_catalog_names_not_free_text():
+    # an unmapped result shows its code by rule, a medication its catalog ingredient: the
+    # sent text (`John Smith` in a drug name) never reaches a reason or an excerpt
+    d = dt.datetime(2099, 5, 1)
+    lab = _lab([5.0], [d], analyte="Smith John 1958-03-12", unit="pg/mL").with_columns(
+        pl.lit(False).alias("is_mapped"), pl.lit("XYZ").alias("source_code")
+    )
+    (r,) = validate("lab_result", lab, AS_OF)
+    assert r.excerpt == "unmapped XYZ 5.0 pg/mL" and "Smith" not in r.reason
+    med = pl.concat(
+        [
+            empty_frame(StgMedication),
+            pl.DataFrame(
+                {
+                    "file_sha256": ["f"],
+                    "position": ["line 2"],
+                    "source_system": ["meds"],
+                    "patient_key": ["pk"],
+                    "drug_name": ["anastrozole for John Smith MRN0000042"],
+                    "ingredient": ["anastrozole"],
+                    "dose_value": [1.0],
+                    "dose_unit": ["mg"],
+                    "start_date": [dt.date(2099, 1, 1)],
+                }
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    (m,) = validate("medication", med, AS_OF)
+    assert m.check_name == "future_date"
+    assert m.excerpt == "anastrozole 1.0 mg"
+    assert "John" not in m.reason + m.excerpt
