@@ -25,20 +25,22 @@ Earlier machine:
 """
 
 
-def test_write_doc_replaces_the_row_of_the_results_table_only(tmp_path):
+def written(tmp_path, row: str, patients: int) -> str:
+    """The doc above after ``write_doc(row, patients)``."""
     doc = tmp_path / "bench.md"
     doc.write_text(DOC, encoding="utf-8")
-    bench_features.write_doc("| 10,000 | 0.6 | rerun |", 10_000, doc)
-    text = doc.read_text(encoding="utf-8")
+    bench_features.write_doc(row, patients, doc)
+    return doc.read_text(encoding="utf-8")
+
+
+def test_write_doc_replaces_the_row_of_the_results_table_only(tmp_path):
+    text = written(tmp_path, "| 10,000 | 0.6 | rerun |", 10_000)
     assert "| 10,000 | 0.6 | rerun |\n<!-- results" in text
     assert "| 10,000 | 0.5 | new machine |" not in text
     assert text.endswith("| 10,000 | 0.4 | old machine |\n")
 
 
 def test_write_doc_adds_a_new_size_above_the_marker(tmp_path):
-    doc = tmp_path / "bench.md"
-    doc.write_text(DOC, encoding="utf-8")
-    bench_features.write_doc("| 1,000,000 | 40 | new |", 1_000_000, doc)
-    text = doc.read_text(encoding="utf-8")
+    text = written(tmp_path, "| 1,000,000 | 40 | new |", 1_000_000)
     assert "| 10,000 | 0.5 | new machine |\n| 1,000,000 | 40 | new |\n<!-- results" in text
     assert text.count("1,000,000") == 1

@@ -431,21 +431,25 @@ def test_parse_number_rejects(text):
     assert textio.parse_number(text, ".") is None
 
 
+def parse_north_lines(lines: list[str], **config):
+    """northlab's header, then ``lines`` (line 2 onwards), parsed with NORTH (+ ``config``)."""
+    cfg = lab_csv_config_from_dict({**NORTH, **config})
+    text = "\n".join([NORTH_CSV.splitlines()[0], *lines])
+    return parse_lab_csv(
+        text.encode(), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
+    )
+
+
 def test_status_words_become_table_0085_codes():
     # Final/corrected/… as some exports write them; a source's own word; an unknown word is
     # kept upper-cased for validation to put aside; an empty cell is the source's default F.
-    cfg = lab_csv_config_from_dict({**NORTH, "result_status_words": {"Verified": "f"}})
-    head = NORTH_CSV.splitlines()[0]
     cells = ["Final", "corrected", "Entered-in-error", " prelim ", "VERIFIED", "Z9", "", "c"]
-    body = "".join(
-        f"MRN001,,,2023-01-05 08:30,E2SENS,Estradiol,18,pg/mL,,,ACC{i},{s}\n"
-        for i, s in enumerate(cells)
-    )
-    res = parse_lab_csv(
-        (head + "\n" + body).encode(),
-        file_sha256="sha",
-        source_config=cfg,
-        pseudonymize=fake_pseudonymize,
+    res = parse_north_lines(
+        [
+            f"MRN001,,,2023-01-05 08:30,E2SENS,Estradiol,18,pg/mL,,,ACC{i},{s}"
+            for i, s in enumerate(cells)
+        ],
+        result_status_words={"Verified": "f"},
     )
     assert res.rejects == []
     assert res.rows["result_status"].to_list() == ["F", "C", "W", "P", "F", "Z9", "F", "C"]
@@ -456,11 +460,8 @@ def test_an_unclosed_quote_loses_no_row():
     # lines 3-6 into one record of the wrong width and lines 4-6 would vanish. Line 3 is put
     # aside; 4, 5 and 6 are rows of their own. Line 7 opens a quote in its last cell (the
     # width stays right) that would swallow line 8, a whole row.
-    cfg = lab_csv_config_from_dict(NORTH)
-    head = NORTH_CSV.splitlines()[0]
-    data = "\n".join(
+    res = parse_north_lines(
         [
-            head,
             "M1,,,2023-01-05 08:30,E2SENS,E2,10,pg/mL,,,A1,F",  # 2
             'M1,"Doe, John,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F',  # 3
             "M1,,,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F",  # 4
@@ -469,9 +470,6 @@ def test_an_unclosed_quote_loses_no_row():
             'M1,,,2023-01-10 08:30,E2SENS,E2,15,pg/mL,,,A6,"F',  # 7
             "M1,,,2023-01-11 08:30,E2SENS,E2,16,pg/mL,,,A7,F",  # 8
         ]
-    )
-    res = parse_lab_csv(
-        data.encode(), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
     )
     assert res.received == 7
     assert [(r.position, r.check_name) for r in res.rejects] == [
@@ -487,17 +485,11 @@ def test_a_quote_closed_on_a_later_line_loses_no_row():
     # the stray quote of line 3 is "closed" by the quote inside line 4's text: lines 3-4
     # would be one record of the wrong width; 3 is put aside, 4 is read alone (a quote
     # inside a cell is text)
-    cfg = lab_csv_config_from_dict(NORTH)
-    head = NORTH_CSV.splitlines()[0]
-    data = "\n".join(
+    res = parse_north_lines(
         [
-            head,
             'M1,"Doe,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F',  # 2
             'M1,Jo"rg,,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F',  # 3
         ]
-    )
-    res = parse_lab_csv(
-        data.encode(), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
     )
     assert [r.position for r in res.rejects] == ["line 2"]
     assert res.rows["position"].to_list() == ["line 3"]
