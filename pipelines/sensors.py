@@ -61,12 +61,25 @@ def dump_cursor(seen: set[str]) -> str:
 
 
 def new_files(
-    landing: Path, feed: str, seen: set[str], limit: int = MAX_FILES_PER_TICK
+    landing: Path,
+    feed: str,
+    seen: set[str],
+    limit: int = MAX_FILES_PER_TICK,
+    unreadable: list[str] | None = None,
 ) -> list[tuple[str, str]]:
-    """(name, sha256) of up to ``limit`` landing files whose content is not in ``seen``."""
+    """(name, sha256) of up to ``limit`` landing files whose content is not in ``seen``.
+
+    A file that cannot be read now (no permission, moved away while listed) is left for a
+    later tick, its error type appended to ``unreadable``: it never stops the other files.
+    """
     found: dict[str, str] = {}
     for lf in discover(Path(landing), (feed,)):
-        sha = content_hash(lf.path)
+        try:
+            sha = content_hash(lf.path)
+        except OSError as err:
+            if unreadable is not None:
+                unreadable.append(type(err).__name__)
+            continue
         if sha[:SEEN_PREFIX] in seen or sha in found.values():
             continue
         found[lf.name] = sha
@@ -92,7 +105,13 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
     )
     def _sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         seen = load_cursor(context.cursor)
-        files = new_files(warehouse.landing_dir(), feed, seen, max_files)
+        unreadable: list[str] = []
+        files = new_files(warehouse.landing_dir(), feed, seen, max_files, unreadable)
+        if unreadable:  # error types only: a file name may hold anything
+            context.log.warning(
+                f"{len(unreadable)} {feed} file(s) could not be read this tick "
+                f"({', '.join(sorted(set(unreadable)))}); they are tried again on the next"
+            )
         if not files:
             return dg.SkipReason(f"no new {feed} files")
         shas = [sha for _, sha in files]

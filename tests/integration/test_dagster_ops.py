@@ -127,6 +127,31 @@ def test_feed_sensor_caps_files_per_tick_and_keys_the_batch(home, resources):
     assert MAX_FILES_PER_TICK >= 1
 
 
+def test_an_unreadable_file_does_not_stop_the_sensor(home, resources, monkeypatch):
+    # b.csv cannot be read this tick (no permission: injected, the tests run as root): a.csv
+    # still gets its run; b.csv is not marked seen, so the next tick picks it up
+    import pipelines.sensors as sensors
+
+    a = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    b = MEDS_HEADER + meds_row("P2", "2023-02-01")
+    write(home.landing / "meds" / "a.csv", a)
+    bad = write(home.landing / "meds" / "b.csv", b)
+    real_hash = sensors.content_hash
+
+    def denied(path):
+        if path == bad:
+            raise PermissionError(13, "Permission denied")
+        return real_hash(path)
+
+    monkeypatch.setattr(sensors, "content_hash", denied)
+    sensor = landing_sensor("meds")
+    first = _tick(sensor, resources)
+    assert [r.run_key for r in first.run_requests] == ["meds:" + sha(a)]
+    monkeypatch.setattr(sensors, "content_hash", real_hash)
+    second = _tick(sensor, resources, first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["meds:" + sha(b)]
+
+
 def test_sensors_target_their_feed_job(home):
     from pipelines.definitions import defs
 
