@@ -44,15 +44,29 @@ def cmd_generate(args) -> int:
 
 
 # --------------------------------------------------------------------------- run
+class RunFailed(RuntimeError):
+    """A pipeline run ended in failure; raw.runs records it as 'failure'."""
+
+    def __init__(self, run_id: str, failures: list[str]):
+        self.run_id = run_id
+        self.failures = failures
+        super().__init__(f"run {run_id} failed: " + "; ".join(failures))
+
+
 def run_pipeline(
     home: Home, landing: Path | None = None, *, run_config: dict | None = None, quiet: bool = False
 ):
-    """Materialize every asset once, in-process; returns the Dagster result."""
+    """Materialize every asset once, in-process; returns the Dagster result.
+
+    A failed run (a step raised, a blocking check failed) is recorded as 'failure' in
+    raw.runs and raised as ``RunFailed`` with the failed steps and their first error line.
+    """
     import dagster as dg
 
     from pipelines.assets import all_assets
     from pipelines.checks import build_asset_checks
     from pipelines.resources import WarehouseResource
+    from warehouse import steps
 
     home.ensure()
     instance = _instance(home)
@@ -67,9 +81,21 @@ def run_pipeline(
             resources=resources,
             instance=instance,
             run_config=config,
-            raise_on_error=True,
+            raise_on_error=False,
         )
+    if not result.success:
+        steps.mark_failed(home, result.run_id)
+        failures = [
+            f"{ev.step_key}: {_first_line(ev.event_specific_data.error.message)}"
+            for ev in result.get_step_failure_events()
+        ]
+        raise RunFailed(result.run_id, failures or ["see the Dagster run log"])
     return result
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    return lines[0] if lines else "(no message)"
 
 
 def _instance(home: Home):
@@ -118,7 +144,14 @@ def cmd_run(args) -> int:
     if args.full_rebuild:
         run_config = {"ops": {"feature_marts": {"config": {"full_rebuild": True}}}}
     t0 = time.perf_counter()
-    result = run_pipeline(home, landing, run_config=run_config)
+    try:
+        result = run_pipeline(home, landing, run_config=run_config)
+    except RunFailed as err:
+        print(f"run {err.run_id} FAILED (recorded as 'failure' in raw.runs):", file=sys.stderr)
+        for failure in err.failures:
+            print(f"  {failure}", file=sys.stderr)
+        print("  fix the cause and run again: nothing received is lost", file=sys.stderr)
+        return 1
     _print_run_summary(home, result.run_id)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     print(f"  warehouse (writer):  {home.warehouse}")

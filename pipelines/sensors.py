@@ -25,6 +25,7 @@ import dagster as dg
 from pipelines.ops import automation_on, feed_jobs
 from pipelines.resources import WarehouseResource
 from transforms.landing import FEEDS, discover, sha256_file
+from warehouse import steps
 
 MAX_FILES_PER_TICK = 50
 SEEN_PREFIX = 16
@@ -131,3 +132,18 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
 
 
 landing_sensors = [landing_sensor(feed) for feed in FEEDS]
+
+
+@dg.run_failure_sensor(
+    name="labwh_run_failed",
+    minimum_interval_seconds=30,
+    # it only writes a run's status: on by default, whatever starts the other sensors
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A run that failed (a step raised, a blocking check failed) is recorded as "
+    "'failure' in raw.runs, so that no report takes it for a finished or running run.",
+)
+def run_failed_sensor(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
+    # raises while another run holds the warehouse: the tick fails and the event is seen
+    # again on the next one
+    if steps.mark_failed(warehouse.get_home(), context.dagster_run.run_id):
+        context.log.info(f"run {context.dagster_run.run_id} recorded as failure in raw.runs")

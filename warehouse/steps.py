@@ -221,5 +221,19 @@ def finish_run(home: Home, run_id: str, status: str = "success") -> None:
         )
 
 
+def mark_failed(home: Home, run_id: str) -> bool:
+    """Record that a run ended in failure (a step raised, a blocking check failed); a run
+    already finished keeps its status. Returns whether a running run was marked."""
+    if not home.warehouse.exists():
+        return False
+    with writer(home) as con:
+        marked = con.execute(
+            "UPDATE raw.runs SET finished_at = $t, status = 'failure' "
+            "WHERE run_id = $r AND status = 'running' RETURNING run_id",
+            {"t": now(), "r": run_id},
+        ).fetchall()
+    return bool(marked)
+
+
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")

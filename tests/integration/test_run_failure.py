@@ -1,0 +1,74 @@
+"""A failed run is recorded as 'failure' in raw.runs: by `labwh run` in-process, and by the
+run-failure sensor for runs the Dagster daemon launched."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines import cli
+from pipelines.resources import WarehouseResource
+from pipelines.sensors import run_failed_sensor
+from warehouse import steps
+
+pytestmark = pytest.mark.integration
+
+MEDS = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity\n"
+    "P1,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30\n"
+)
+
+
+def runs(home) -> list[tuple]:
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        return con.execute(
+            "SELECT run_id, status, finished_at IS NOT NULL FROM raw.runs"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_labwh_run_that_fails_is_recorded_and_exits_1(home, monkeypatch, capsys):
+    (home.landing / "meds").mkdir(parents=True)
+    (home.landing / "meds" / "m.csv").write_text(MEDS)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("core build broke")
+
+    monkeypatch.setattr(steps, "build_core", broken)
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "core build broke" in err
+    [(run_id, status, finished)] = runs(home)
+    assert (status, finished) == ("failure", True)
+    assert run_id in err
+    # a finished run keeps its status
+    assert steps.mark_failed(home, run_id) is False
+
+
+def test_failure_sensor_marks_a_daemon_run(home):
+    # a run the daemon launched: raw.runs says 'running' until the sensor sees its failure
+    @dg.op
+    def fails():
+        raise RuntimeError("boom")
+
+    @dg.job
+    def doomed():
+        fails()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = doomed.execute_in_process(instance=instance, raise_on_error=False)
+    steps.start_run(home, result.run_id, home.landing)
+    assert runs(home)[0][1] == "running"
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="labwh_run_failed",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        resources={"warehouse": WarehouseResource(home=str(home.root))},
+    ).for_run_failure()
+    run_failed_sensor(ctx)
+    assert runs(home) == [(result.run_id, "failure", True)]
