@@ -220,6 +220,9 @@ def cmd_sql(args) -> int:
 # --------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     home = _home(args)
+    if not home.warehouse.exists():
+        print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
+        return 2
     from pipelines import reports
 
     for name, path in reports.build_all(home).items():

@@ -35,3 +35,13 @@ def test_cli_help_for_every_command(capsys):
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0
         assert "usage: labwh " + cmd in capsys.readouterr().out
+
+
+def test_report_and_sql_before_any_run_say_what_to_do(home, capsys):
+    from pipelines.cli import main
+
+    assert not home.warehouse.exists()
+    assert main(["report"]) == 2
+    assert "run `labwh run` first" in capsys.readouterr().err
+    assert main(["sql", "-c", "SELECT 1"]) == 2
+    assert "run `labwh run` first" in capsys.readouterr().err
