@@ -245,13 +245,19 @@ def cmd_quarantine(args) -> int:
         for k, v in quarantine.show(home, args.id).items():
             print(f"{k:>20}: {v}")
         return 0
-    result = quarantine.release(
-        home,
-        ids=args.ids or None,
-        check_name=args.check,
-        feed=args.feed,
-        run_id=f"release-{int(time.time())}",
-    )
+    from warehouse.reprocess import ContractBroken
+
+    try:
+        result = quarantine.release(
+            home,
+            ids=args.ids or None,
+            check_name=args.check,
+            feed=args.feed,
+            run_id=f"release-{int(time.time())}",
+        )
+    except ContractBroken as err:
+        print(f"release failed: {err}", file=sys.stderr)
+        return 1
     for k, v in result.items():
         print(f"{k}: {v}")
     return 0

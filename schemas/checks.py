@@ -94,3 +94,16 @@ def validate_table(con, table: str) -> tuple[bool, int, dict[str, int], dict]:
     passed, n_failures, by_check, n_rows = validate_frame(model, frame)
     meta.update({"rows": frame.height, "columns": frame.width, "failing_rows": n_rows})
     return passed, n_failures, by_check, meta
+
+
+def blocking_failures(con) -> dict[str, dict[str, int]]:
+    """Every blocking (core, marts) table that fails its contract → its failures by check;
+    empty when all pass. What the Dagster asset checks decide, for paths that publish
+    without them (reprocess, quarantine release)."""
+    failures = {}
+    for spec in asset_check_specs():
+        if spec.blocking:
+            passed, _, by_check, _ = validate_table(con, spec.table)
+            if not passed:
+                failures[spec.table] = by_check
+    return failures

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from schemas.checks import blocking_failures
 from transforms.parsers import STAGED_TABLE
 from warehouse import ingest, params, steps
 from warehouse.home import Home
@@ -129,6 +130,22 @@ def restage_files(
         home, params.feature_params(feature_overrides), run_id, full=full_rebuild
     )
     steps.build_omop(home)
+    # the blocking contracts the asset checks hold a normal run to: a broken core or mart is
+    # never published (the analysts keep the previous snapshot)
+    with steps.writer(home) as con:
+        broken = blocking_failures(con)
+    if broken:
+        steps.mark_failed(home, run_id)
+        raise ContractBroken(broken)
     publish(home)
     steps.finish_run(home, run_id)
     return result
+
+
+class ContractBroken(RuntimeError):
+    """A core or mart table failed its blocking contract: nothing was published."""
+
+    def __init__(self, failures: dict[str, dict[str, int]]):
+        self.failures = failures
+        detail = "; ".join(f"{t}: {', '.join(sorted(c))}" for t, c in sorted(failures.items()))
+        super().__init__(f"blocking contract failed, snapshot not published: {detail}")

@@ -279,6 +279,29 @@ def test_reprocess_one_file_after_a_fix_and_again_is_idempotent(home, monkeypatc
     assert query(home, "SELECT status FROM raw.runs WHERE run_id = 'r3'") == [("success",)]
 
 
+def test_reprocess_never_publishes_a_core_that_breaks_its_contract(home, monkeypatch):
+    # core.fct_medication built with every record twice (a broken model): the reprocess run
+    # stops before publishing, names the table and is recorded as a failure
+    from warehouse import runner
+
+    write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
+    _load_all(home, "r1")
+    real = runner.model_sql
+
+    def doubled(name: str) -> str:
+        sql = real(name)
+        if name != "core.fct_medication":
+            return sql
+        return "SELECT * FROM (" + sql + ") UNION ALL SELECT * FROM (" + sql + ")"  # noqa: S608 - a test wraps a model file
+
+    monkeypatch.setattr(runner, "model_sql", doubled)
+    with pytest.raises(reprocess.ContractBroken, match="core.fct_medication") as err:
+        reprocess.reprocess(home, "r2", file_sha256=sha(MEDS_HEADER + meds_row("P1", "2023-01-01")))
+    assert "core.fct_medication" in err.value.failures
+    assert not home.published.exists()
+    assert query(home, "SELECT status FROM raw.runs WHERE run_id = 'r2'") == [("failure",)]
+
+
 def test_reprocess_selection_errors(home):
     with steps.writer(home) as con:
         with pytest.raises(ValueError):
