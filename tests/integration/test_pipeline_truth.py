@@ -183,19 +183,26 @@ def test_published_tables_hold_no_identifiers(pipeline):
 
 
 def test_omop_counts_equal_core(pipeline):
+    # omop holds the patients with a known birth year (CDM: year_of_birth is required) and
+    # every record of theirs
     con = duckdb.connect(str(pipeline["home"].published), read_only=True)
     q = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
-    assert q("SELECT count(*) FROM omop.measurement") == q(
-        "SELECT count(*) FROM core.fct_lab_result"
+    con.execute(
+        "CREATE TEMP VIEW known AS "
+        "SELECT patient_key FROM core.dim_patient WHERE birth_year IS NOT NULL"
     )
-    assert q("SELECT count(*) FROM omop.person") == q("SELECT count(*) FROM core.dim_patient")
+    assert q("SELECT count(*) FROM omop.person WHERE year_of_birth IS NULL") == 0
+    assert q("SELECT count(*) FROM omop.person") == q("SELECT count(*) FROM known")
+    assert q("SELECT count(*) FROM omop.measurement") == q(
+        "SELECT count(*) FROM core.fct_lab_result SEMI JOIN known USING (patient_key)"
+    )
     assert q("SELECT count(*) FROM omop.drug_exposure") == q(
-        "SELECT count(*) FROM core.fct_medication"
+        "SELECT count(*) FROM core.fct_medication SEMI JOIN known USING (patient_key)"
     )
     assert q("SELECT count(*) FROM omop.observation_period") == q(
         "SELECT count(DISTINCT patient_key) FROM (SELECT patient_key FROM core.fct_lab_result "
         "UNION ALL SELECT patient_key FROM core.fct_dexa_scan UNION ALL "
-        "SELECT patient_key FROM core.fct_medication)"
+        "SELECT patient_key FROM core.fct_medication) SEMI JOIN known USING (patient_key)"
     )
     censored = q("SELECT count(*) FROM core.fct_lab_result WHERE comparator = '<'")
     assert censored > 0

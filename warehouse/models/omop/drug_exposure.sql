@@ -1,7 +1,12 @@
 -- omop.drug_exposure: one row per core.fct_medication record.
 WITH
+persons AS (
+    -- the patients omop.person holds (known birth year)
+    SELECT patient_key FROM core.dim_patient WHERE birth_year IS NOT NULL
+),
+
 meds AS (
-    SELECT * FROM core.fct_medication
+    SELECT * FROM core.fct_medication SEMI JOIN persons USING (patient_key)
 ),
 
 concepts AS (

@@ -2,8 +2,13 @@
 -- A censored "<5" is value_as_number 5 with operator_concept_id 4171756 ('<').
 -- Concept ids come from core.ref_omop_concept (config/omop_concepts.csv); 0 = no mapping.
 WITH
+persons AS (
+    -- the patients omop.person holds (known birth year)
+    SELECT patient_key FROM core.dim_patient WHERE birth_year IS NOT NULL
+),
+
 results AS (
-    SELECT * FROM core.fct_lab_result
+    SELECT * FROM core.fct_lab_result SEMI JOIN persons USING (patient_key)
 ),
 
 concepts AS (
@@ -35,7 +40,7 @@ SELECT
     CAST(NULL AS BIGINT) AS visit_detail_id,
     coalesce(r.loinc_code, r.source_code) AS measurement_source_value,
     0 AS measurement_source_concept_id,
-    r.unit AS unit_source_value,
+    r.original_unit AS unit_source_value,  -- as sent (value_as_number is in unit_concept_id)
     CAST(NULL AS INTEGER) AS unit_source_concept_id,
     r.original_value AS value_source_value,
     CAST(NULL AS BIGINT) AS measurement_event_id,

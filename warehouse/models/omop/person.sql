@@ -1,4 +1,6 @@
--- omop.person: OMOP CDM v5.4 PERSON, one row per core.dim_patient patient.
+-- omop.person: OMOP CDM v5.4 PERSON, one row per core.dim_patient patient with a known birth
+-- year (year_of_birth is required by the CDM; a patient seen only in the medication feed has
+-- none until a lab or DXA record brings it, and is left out of every omop view until then).
 -- person_id is a stable 63-bit hash of the pseudonymous patient_key; person_source_value is
 -- the pseudonymous key itself (never an MRN).
 SELECT
@@ -17,3 +19,4 @@ SELECT
     sex AS gender_source_value,
     0 AS gender_source_concept_id
 FROM core.dim_patient
+WHERE birth_year IS NOT NULL
