@@ -39,4 +39,10 @@ def feature_params(overrides: dict | None = None) -> dict:
         if section is None:
             raise KeyError(f"unknown feature parameter {key!r}")
         raw.setdefault(section, {})[key] = value
-    return feature_config.from_mapping(raw).model_params()
+    try:
+        return feature_config.from_mapping(raw).model_params()
+    except ValueError as err:
+        if not overrides:
+            raise
+        # the bad value may be the run's, not the file's: say which were overridden
+        raise ValueError(f"{err} (run-config overrides: {sorted(overrides)})") from err

@@ -63,3 +63,14 @@ def test_materialize_leaves_insertion_order_as_it_was(tmp_path, monkeypatch):
     assert _current(con, "preserve_insertion_order") is True
     assert runner.materialize(con, "marts.t") == 3
     assert _current(con, "preserve_insertion_order") is True
+
+
+def test_a_bad_run_config_override_is_named_as_such():
+    import pytest
+
+    from warehouse import params
+
+    with pytest.raises(ValueError, match=r"max_gap_days.*run-config overrides: \['max_gap_days'\]"):
+        params.feature_params({"max_gap_days": -5})
+    with pytest.raises(ValueError, match=r"censored_fraction must be in \[0, 1\] \(run-config"):
+        params.feature_params({"censored_fraction": 7})
