@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +139,7 @@ def load_frames(home: Home, suites: dict[str, dict], as_of: dt.datetime) -> dict
         con.close()
 
 
-def _context(home: Home):
+def _context(site_dir: Path):
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -150,7 +152,7 @@ def _context(home: Home):
             "class_name": "SiteBuilder",
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(data_docs_dir(home)),
+                "base_directory": str(site_dir),
             },
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
@@ -252,9 +254,18 @@ def run_gx(home: Home, run_id: str, *, as_of: dt.datetime | None = None) -> dict
     suites = load_suites()
     ranges = plausible_ranges()
     frames = load_frames(home, suites, as_of)
-    gx, ctx = _context(home)
-    results = _validate(gx, ctx, run_id, as_of, frames, suites, ranges)
-    ctx.build_data_docs(site_names=[SITE_NAME])
+    # GX's site build keeps only the validations of its (ephemeral) context and drops every
+    # other page: it builds into a scratch folder whose pages are then merged into the site,
+    # so the pages of earlier runs (linked from their quality reports) stay
+    quality_dir(home).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="data_docs_", dir=quality_dir(home)))
+    try:
+        gx, ctx = _context(scratch)
+        results = _validate(gx, ctx, run_id, as_of, frames, suites, ranges)
+        ctx.build_data_docs(site_names=[SITE_NAME])
+        shutil.copytree(scratch, data_docs_dir(home), dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     out_dir = results_dir(home, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -98,3 +98,9 @@ def test_gx_finds_planted_problems_and_stores_no_values(home):
     ).fetchone()[0]
     con.close()
     assert n == len(rows)
+
+    # another run's validation keeps this run's pages (its quality report links to them)
+    run_gx(home, qf.RUN_1, as_of=AS_OF)
+    for run in (qf.RUN_1, qf.RUN_2):
+        assert list((docs / "validations" / "core" / "fct_lab_result" / run).rglob("*.html")), run
+    assert not [p for p in (home.reports / "quality").iterdir() if p.name.startswith("data_docs_")]
