@@ -104,3 +104,15 @@ def test_gx_finds_planted_problems_and_stores_no_values(home):
     for run in (qf.RUN_1, qf.RUN_2):
         assert list((docs / "validations" / "core" / "fct_lab_result" / run).rglob("*.html")), run
     assert not [p for p in (home.reports / "quality").iterdir() if p.name.startswith("data_docs_")]
+
+    # `labwh report` keeps the results a run stored (evaluated as of the run), only the report
+    # is rebuilt
+    from pipelines import reports
+
+    reports.quality(home, qf.RUN_2, gx_again=False)
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    evaluated = con.execute(
+        "SELECT DISTINCT evaluated_at FROM quality.gx_results WHERE run_id = $r", {"r": qf.RUN_2}
+    ).fetchall()
+    con.close()
+    assert evaluated == [(AS_OF,)]
