@@ -52,3 +52,25 @@ def test_reports_per_run_with_counts_and_masking(home):
     runs = _cells(html, "runs")
     assert [r[0] for r in runs] == [qf.RUN_2, qf.RUN_1]
     assert runs[1][4:8] == ["9", "6", "3", "33.3 %"]
+
+
+def test_a_duplicate_delivery_is_a_row_of_the_files_section(home):
+    # the same bytes delivered again under another name in run-0001: one record received and
+    # quarantined (duplicate_file), shown as its own row so the rows add up to the feed totals
+    import duckdb
+
+    qf.build_quality_warehouse(home, with_marts=False, with_bad_rows=False)
+    con = duckdb.connect(str(home.warehouse))
+    sha, received_at = con.execute(
+        "SELECT file_sha256, received_at FROM raw.files WHERE run_id = $r", {"r": qf.RUN_1}
+    ).fetchone()
+    con.execute(
+        "INSERT INTO raw.deliveries VALUES ('hl7/copy_of_a.hl7', $s, 'hl7', $t, true, $r)",
+        {"s": sha, "t": received_at, "r": qf.RUN_1},
+    )
+    con.close()
+    html = build_quality_report(home, qf.RUN_1).read_text()
+    assert "1 files staged and 1 deliveries of bytes already received" in html
+    rows = _cells(html, "all-files")
+    assert [r[5:10] for r in rows if r[5] == "duplicate"] == [["duplicate", "1", "0", "1", "✓"]]
+    assert [r[2] for r in rows] == [sha[:12], sha[:12]]

@@ -201,10 +201,15 @@ def _files_section(data: QualityReportData) -> str:
     if not data.files:
         return "<p>No file was staged in this run.</p>"
     attention = [f for f in data.files if _needs_attention(f)]
+    n_dup = sum(1 for f in data.files if f["status"] == "duplicate")
+    staged = f"{len(data.files) - n_dup} files staged"
+    if n_dup:
+        staged += f" and {n_dup} deliveries of bytes already received (status duplicate)"
     intro = (
-        f"<p>{len(data.files)} files staged; {len(attention)} with records put aside, not "
+        f"<p>{staged}; {len(attention)} with records put aside, not "
         "fully parsed or unbalanced. The file id is the start of the file's SHA-256 "
-        "(<code>raw.files.file_sha256</code>); names are masked like excerpts.</p>"
+        "(<code>raw.files.file_sha256</code>; a duplicate shows the original's); names are "
+        "masked like excerpts.</p>"
     )
     first = (
         _table(FILE_COLUMNS, [_file_row(f) for f in attention], text_cols=(3,), table_id="files")
