@@ -71,6 +71,9 @@ def test_empty_warehouse_renders_a_report():
     assert "<!DOCTYPE html>" in c.html
     assert len(c.figures) == 4
     assert "| AI vs none | AI | <11 | — | — | — |" in c.preview_markdown
+    # "<11" alone would read as 1-10 patients
+    assert "The warehouse holds no patient yet" in c.html
+    assert "holds no patient" not in build_content(CONFIG, frames(4, 7)).html
 
 
 def test_tiny_groups_show_no_number_but_the_shared_steps():

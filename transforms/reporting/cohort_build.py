@@ -180,6 +180,12 @@ def build_content(
             f"Counts below {cells.min_cell} are shown as “<{cells.min_cell}” and statistics "
             f"of fewer than {cells.min_cell} patients are suppressed (“—”). No patient "
             "identifiers appear in this report.",
+            *(
+                # "<11" would read as 1-10 patients: an empty warehouse says so
+                ["The warehouse holds no patient yet: every count below is 0."]
+                if data.patients.empty
+                else []
+            ),
             *data.notes,
         ],
         tables=[sizes_table(cfg, selections, cells)],
