@@ -640,3 +640,13 @@ def test_corpus_file_with_coded_status_has_table_0085_statuses():
     assert result.rows.height > 0
     assert set(result.rows["result_status"].to_list()) <= set(RESULT_STATUSES)
     assert "HL70125" not in "".join(v or "" for v in result.rows["value_type"].to_list())
+
+
+def test_repeated_sn_has_no_single_number_like_nm():
+    rows = clean_rows(
+        message(PID, OBR, "OBX|1|SN|E2^Estradiol^L||<^5~^30|pg/mL|||||F"),
+        "value_num_original",
+        "comparator",
+        "value_text",
+    )
+    assert rows == [(None, None, "<^5~^30")]

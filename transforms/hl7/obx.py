@@ -93,7 +93,9 @@ def _value(
             return original, None, None, None, "OBX-5 of type NM is not a number"
         return original, num, comp, None, None
     if vtype == "SN":
-        c = components(raw.split(enc.rs, 1)[0], enc, 4)
+        if enc.rs in raw:  # repeated SN (`<^5~^30`): no single number, as for NM
+            return original, None, None, original, None
+        c = components(raw, enc, 4)
         comp, num1, sep, num2 = c[0].strip(), c[1].strip(), c[2].strip(), c[3].strip()
         if sep or num2:  # range or ratio (`^10^-^20`, `^1^:^40`): text
             return original, None, None, f"{comp}{num1}{sep}{num2}", None
