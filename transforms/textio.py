@@ -74,13 +74,10 @@ class _Lines:
         return self.lines[self.pos - 1]
 
 
-def _ran_on(cells: list[str], continued: list[str], width: int, delimiter: str) -> bool:
+def _ran_on(cells: list[str], width: int) -> bool:
     """Whether a record that spans lines is an unclosed quote rather than a quoted cell with
-    line breaks: it has the wrong number of cells, or a line it swallowed holds a whole row's
-    worth of delimiters (a note or an address broken over lines does not)."""
-    if len(cells) != width:
-        return True
-    return width > 1 and any(line.count(delimiter) >= width - 1 for line in continued)
+    line breaks: it has the wrong number of cells."""
+    return len(cells) != width
 
 
 def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
@@ -106,7 +103,7 @@ def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
             header = [c.strip() for c in cells]
             continue
         continued = lines.lines[start + 1 : lines.pos]
-        if continued and _ran_on(cells, continued, len(header), delimiter):
+        if continued and _ran_on(cells, len(header)):
             alone = next(csv.reader([lines.lines[start]], delimiter=delimiter), [])
             rows.append(Row(start + 1, alone, unclosed_quote=True))
             lines.pos = start + 1

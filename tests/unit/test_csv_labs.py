@@ -458,8 +458,8 @@ def test_status_words_become_table_0085_codes():
 def test_an_unclosed_quote_loses_no_row():
     # Line 3's name cell opens a quote that is never closed: the csv module alone would join
     # lines 3-6 into one record of the wrong width and lines 4-6 would vanish. Line 3 is put
-    # aside; 4, 5 and 6 are rows of their own. Line 7 opens a quote in its last cell (the
-    # width stays right) that would swallow line 8, a whole row.
+    # aside; 4, 5 and 6 are rows of their own. A quoted name broken over lines 7-8 that has
+    # a comma of its own is one good row (the right width), not an unclosed quote.
     res = parse_north_lines(
         [
             "M1,,,2023-01-05 08:30,E2SENS,E2,10,pg/mL,,,A1,F",  # 2
@@ -467,28 +467,26 @@ def test_an_unclosed_quote_loses_no_row():
             "M1,,,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F",  # 4
             "M1,,,2023-01-08 08:30,E2SENS,E2,13,pg/mL,,,A4,F",  # 5
             "M1,,,2023-01-09 08:30,E2SENS,E2,14,pg/mL,,,A5,F",  # 6
-            'M1,,,2023-01-10 08:30,E2SENS,E2,15,pg/mL,,,A6,"F',  # 7
-            "M1,,,2023-01-11 08:30,E2SENS,E2,16,pg/mL,,,A7,F",  # 8
+            'M1,"DOE',  # 7
+            'JOHN, JR",1958-03-12,2023-01-10 08:30,E2SENS,E2,15,pg/mL,,,A6,F',  # 8
         ]
     )
-    assert res.received == 7
-    assert [(r.position, r.check_name) for r in res.rejects] == [
-        ("line 3", "unparseable_value"),
-        ("line 7", "unparseable_value"),
-    ]
+    assert res.received == 6
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 3", "unparseable_value")]
     assert "quote" in res.rejects[0].reason and "Doe" not in res.rejects[0].reason
-    assert res.rows["position"].to_list() == [f"line {n}" for n in (2, 4, 5, 6, 8)]
-    assert res.rows["value_num_original"].to_list() == [10.0, 12.0, 13.0, 14.0, 16.0]
+    assert res.rows["position"].to_list() == [f"line {n}" for n in (2, 4, 5, 6, 7)]
+    assert res.rows["value_num_original"].to_list() == [10.0, 12.0, 13.0, 14.0, 15.0]
+    assert set(res.rows["patient_key"].to_list()) == {"NORTH_CLINIC|M1"}
 
 
 def test_a_quote_closed_on_a_later_line_loses_no_row():
-    # the stray quote of line 3 is "closed" by the quote inside line 4's text: lines 3-4
-    # would be one record of the wrong width; 3 is put aside, 4 is read alone (a quote
+    # the stray quote of line 2 is "closed" by the quote inside line 3's text: lines 2-3
+    # would be one record of the wrong width; 2 is put aside, 3 is read alone (a quote
     # inside a cell is text)
     res = parse_north_lines(
         [
             'M1,"Doe,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F',  # 2
-            'M1,Jo"rg,,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F',  # 3
+            'M1,,,2023-01-07 08:30,E2SENS,E2"x,12,pg/mL,,,A3,F',  # 3
         ]
     )
     assert [r.position for r in res.rejects] == ["line 2"]

@@ -88,8 +88,8 @@ def table_format(target: str) -> tuple[str, str]:
 
 def data_row_positions(target: str, data: bytes) -> set[str]:
     """Plain reference: physical start line of every non-blank record after the header,
-    where a record that ran on through an unclosed quote (wrong cell count, or a swallowed
-    line with a whole row's delimiters) is its first line only. A new csv reader starts at
+    where a record that ran on through an unclosed quote (wrong cell count) is its first
+    line only. A new csv reader starts at
     each record's first line."""
     encoding, delimiter = table_format(target)
     lines = io.StringIO(textio.decode(data, encoding), newline="").readlines()
@@ -105,11 +105,7 @@ def data_row_positions(target: str, data: bytes) -> set[str]:
             width, i = len(cells), i + used
             continue
         positions.append(f"line {i + 1}")
-        swallowed = lines[i + 1 : i + used]
-        ran_on = len(cells) != width or (
-            width > 1 and any(line.count(delimiter) >= width - 1 for line in swallowed)
-        )
-        i += 1 if used > 1 and ran_on else used
+        i += 1 if used > 1 and len(cells) != width else used
     return set(positions)
 
 

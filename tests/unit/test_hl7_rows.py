@@ -650,3 +650,13 @@ def test_repeated_sn_has_no_single_number_like_nm():
         "value_text",
     )
     assert rows == [(None, None, "<^5~^30")]
+
+
+def test_spm_after_an_obr_keeps_the_order_numbers_and_time():
+    # ORU^R01 2.5.1: OBR, OBX…, SPM, OBX… (specimen observations of the same order)
+    rows = clean_rows(
+        message(PID, OBR, E2, "SPM|1|||BLD^Blood", "OBX|2|NM|GLU^Glucose^L||5|mmol/L|||||F"),
+        "filler_order_number",
+        "collected_at",
+    )
+    assert rows == [("FIL1", dt.datetime(2023, 1, 5, 8, 30))] * 2

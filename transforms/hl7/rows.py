@@ -182,6 +182,7 @@ class ChunkParser:
         birth_year: int | None = None
         sex: str | None = None
         has_order = False  # an OBR (or SPM) seen since the message / patient group began
+        obr_seen = False  # an OBR seen since then (an SPM after it keeps the order's context)
         filler = placer = order_status = None
         obr_collected = None
         obr_collected_bad = False
@@ -220,7 +221,7 @@ class ChunkParser:
                 f = seg.split(fs)
                 if len(f) < 26:
                     f.extend(_PAD[: 26 - len(f)])
-                has_order = True
+                has_order = obr_seen = True
                 placer = valued(first_component(f[2], enc))
                 filler = valued(first_component(f[3], enc))
                 order_status = first_component(f[25], enc) or None
@@ -228,20 +229,24 @@ class ChunkParser:
                 obr_collected, obr_collected_bad = _order_time(obr_text, msh_time, message_at, tz)
                 gid = -1
             elif tag == "PID":
-                has_order = False
+                has_order = obr_seen = False
                 filler = placer = order_status = obr_collected = None
                 obr_collected_bad = False
                 obr_text = ""
                 patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
-            elif tag == "SPM":  # OUL^R2x specimen observations follow SPM, not OBR
-                # their collection time: SPM-17 (a range: start, component 1)
-                f = seg.split(fs)
+            elif tag == "SPM":
                 has_order = True
-                filler = placer = order_status = None
-                obr_text = first_component(f[17], enc) if len(f) > 17 else ""
-                obr_collected, obr_collected_bad = _order_time(obr_text, msh_time, message_at, tz)
-                gid = -1
+                if not obr_seen:
+                    # OUL^R2x specimen observations before any OBR: their collection time
+                    # is SPM-17 (a range: start, component 1). After an OBR (ORU^R01 2.5.1:
+                    # OBR, OBX…, SPM, OBX…) the order's numbers and OBR-7 stay.
+                    f = seg.split(fs)
+                    obr_text = first_component(f[17], enc) if len(f) > 17 else ""
+                    obr_collected, obr_collected_bad = _order_time(
+                        obr_text, msh_time, message_at, tz
+                    )
+                    gid = -1
             elif tag not in valid_ids:
                 if not SEGMENT_ID.match(tag):
                     raise MalformedMessage(f"segment s{j}: id is not 3 upper-case letters/digits")
