@@ -47,8 +47,9 @@ def cmd_generate(args) -> int:
 class RunFailed(RuntimeError):
     """A pipeline run ended in failure; raw.runs records it as 'failure'."""
 
-    def __init__(self, run_id: str, failures: list[str]):
+    def __init__(self, run_id: str, failures: list[str], recorded: bool = True):
         self.run_id = run_id
+        self.recorded = recorded  # False: it failed after publishing, raw.runs says success
         self.failures = failures
         super().__init__(f"run {run_id} failed: " + "; ".join(failures))
 
@@ -84,12 +85,12 @@ def run_pipeline(
             raise_on_error=False,
         )
     if not result.success:
-        steps.mark_failed(home, result.run_id)
+        recorded = steps.mark_failed(home, result.run_id)
         failures = [
             f"{ev.step_key}: {_first_line(ev.event_specific_data.error.message)}"
             for ev in result.get_step_failure_events()
         ]
-        raise RunFailed(result.run_id, failures or ["see the Dagster run log"])
+        raise RunFailed(result.run_id, failures or ["see the Dagster run log"], recorded)
     return result
 
 
@@ -147,7 +148,12 @@ def cmd_run(args) -> int:
     try:
         result = run_pipeline(home, landing, run_config=run_config)
     except RunFailed as err:
-        print(f"run {err.run_id} FAILED (recorded as 'failure' in raw.runs):", file=sys.stderr)
+        where = (
+            "recorded as 'failure' in raw.runs"
+            if err.recorded
+            else "after the snapshot was published: raw.runs keeps 'success'"
+        )
+        print(f"run {err.run_id} FAILED ({where}):", file=sys.stderr)
         for failure in err.failures:
             print(f"  {failure}", file=sys.stderr)
         print("  fix the cause and run again: nothing received is lost", file=sys.stderr)
