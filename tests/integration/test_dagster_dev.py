@@ -131,6 +131,7 @@ def test_dagster_dev_serves_the_asset_graph(tmp_path):
             "landing_lab_csv",
             "landing_dexa",
             "landing_meds",
+            "labwh_run_failed",
         }
         assert [s["name"] for s in repo["schedules"]] == ["labwh_daily"]
         assert {"labwh_all", "reprocess_file", "ingest_meds"} <= {j["name"] for j in repo["jobs"]}
