@@ -45,13 +45,13 @@ def cmd_generate(args) -> int:
 
 # --------------------------------------------------------------------------- run
 class RunFailed(RuntimeError):
-    """A pipeline run ended in failure; raw.runs records it as 'failure'."""
+    """A pipeline run ended in failure; ``where`` says what raw.runs recorded of it."""
 
-    def __init__(self, run_id: str, failures: list[str], recorded: bool = True):
+    def __init__(self, run_id: str, failures: list[str], where: str):
         self.run_id = run_id
-        self.recorded = recorded  # False: it failed after publishing, raw.runs says success
+        self.where = where
         self.failures = failures
-        super().__init__(f"run {run_id} failed: " + "; ".join(failures))
+        super().__init__(f"run {run_id} failed ({where}): " + "; ".join(failures))
 
 
 def run_pipeline(
@@ -67,7 +67,6 @@ def run_pipeline(
     from pipelines.assets import all_assets
     from pipelines.checks import build_asset_checks
     from pipelines.resources import WarehouseResource
-    from warehouse import steps
 
     home.ensure()
     instance = _instance(home)
@@ -85,13 +84,29 @@ def run_pipeline(
             raise_on_error=False,
         )
     if not result.success:
-        recorded = steps.mark_failed(home, result.run_id)
         failures = [
             f"{ev.step_key}: {_first_line(ev.event_specific_data.error.message)}"
             for ev in result.get_step_failure_events()
         ]
-        raise RunFailed(result.run_id, failures or ["see the Dagster run log"], recorded)
+        where = _record_failure(home, result.run_id)
+        raise RunFailed(result.run_id, failures or ["see the Dagster run log"], where)
     return result
+
+
+def _record_failure(home: Home, run_id: str) -> str:
+    """Mark the run failed in raw.runs; say what raw.runs now holds of it."""
+    from warehouse import steps
+    from warehouse.locks import WarehouseBusy
+
+    try:
+        if steps.mark_failed(home, run_id):
+            return "recorded as 'failure' in raw.runs"
+        status = steps.run_status(home, run_id)
+    except WarehouseBusy as err:
+        return f"NOT recorded in raw.runs, which stays 'running': {err}"
+    if status is None:
+        return "before it reached raw.runs: the warehouse is unchanged"
+    return f"after the snapshot was published: raw.runs keeps '{status}'"
 
 
 def _first_line(message: str) -> str:
@@ -139,21 +154,22 @@ def _print_counts(rows) -> None:
 
 
 def cmd_run(args) -> int:
+    from warehouse import locks
+
     home = _home(args)
     landing = Path(args.landing).resolve() if args.landing else None
+    if landing is not None and not landing.is_dir():
+        print(f"no landing folder at {landing}", file=sys.stderr)
+        return 2
     run_config = {}
     if args.full_rebuild:
         run_config = {"ops": {"feature_marts": {"config": {"full_rebuild": True}}}}
     t0 = time.perf_counter()
     try:
-        result = run_pipeline(home, landing, run_config=run_config)
+        with locks.run_lock(home.run_lock):  # waits for a run in progress, then fails clearly
+            result = run_pipeline(home, landing, run_config=run_config)
     except RunFailed as err:
-        where = (
-            "recorded as 'failure' in raw.runs"
-            if err.recorded
-            else "after the snapshot was published: raw.runs keeps 'success'"
-        )
-        print(f"run {err.run_id} FAILED ({where}):", file=sys.stderr)
+        print(f"run {err.run_id} FAILED ({err.where}):", file=sys.stderr)
         for failure in err.failures:
             print(f"  {failure}", file=sys.stderr)
         print("  fix the cause and run again: nothing received is lost", file=sys.stderr)
@@ -198,7 +214,11 @@ def cmd_sql(args) -> int:
     con.execute("SET enable_progress_bar = false")  # keeps --csv output clean
     try:
         if args.command:
-            _print_table(con.execute(args.command), args.csv)
+            try:
+                _print_table(con.execute(args.command), args.csv)
+            except duckdb.Error as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             return 0
         print(
             f"labwh sql on {home.published} (read-only). End statements with ';', quit with .quit"
@@ -238,9 +258,12 @@ def cmd_report(args) -> int:
 
 # --------------------------------------------------------------------------- quarantine
 def cmd_quarantine(args) -> int:
-    from warehouse import quarantine
+    from warehouse import locks, quarantine
 
     home = _home(args)
+    if not home.warehouse.exists():
+        print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
+        return 2
     if args.action == "list":
         frame = quarantine.list_quarantine(
             home, feed=args.feed, check=args.check, include_released=args.all
@@ -248,25 +271,44 @@ def cmd_quarantine(args) -> int:
         with_pl_config(frame)
         return 0
     if args.action == "show":
-        for k, v in quarantine.show(home, args.id).items():
+        try:
+            record = quarantine.show(home, args.id)
+        except KeyError:
+            print(
+                f"no quarantine record {args.id} (see `labwh quarantine list --all`)",
+                file=sys.stderr,
+            )
+            return 1
+        for k, v in record.items():
             print(f"{k:>20}: {v}")
         return 0
     from warehouse.reprocess import ContractBroken
 
     try:
-        result = quarantine.release(
-            home,
-            ids=args.ids or None,
-            check_name=args.check,
-            feed=args.feed,
-            run_id=f"release-{int(time.time())}",
-        )
+        with locks.run_lock(home.run_lock):
+            result = quarantine.release(
+                home,
+                ids=args.ids or None,
+                check_name=args.check,
+                feed=args.feed,
+                run_id=_stamped_run_id("release"),
+            )
     except ContractBroken as err:
         print(f"release failed: {err}", file=sys.stderr)
         return 1
     for k, v in result.items():
         print(f"{k}: {v}")
+    if not result["selected"]:
+        print("nothing to release: no open quarantine record matches", file=sys.stderr)
     return 0
+
+
+def _stamped_run_id(kind: str) -> str:
+    """``<kind>-<local time>-<8 hex>``: readable and unique even within one second."""
+    import datetime as dt
+    import uuid
+
+    return f"{kind}-{dt.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def with_pl_config(frame) -> None:
@@ -310,13 +352,26 @@ def cmd_rekey(args) -> int:
         new_key = None  # the key comes from the environment: it was already changed there
     else:
         new_key = (os.environ.get("LABWH_NEW_HMAC_KEY") or secrets.token_hex(32)).encode()
-    result = rekey(home, new_key=new_key)
+    from warehouse import locks
+
+    with locks.run_lock(home.run_lock):
+        result = rekey(home, new_key=new_key)
     for k, v in result.items():
         print(f"{k}: {v}")
     return 0
 
 
 # --------------------------------------------------------------------------- parser
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labwh",
@@ -330,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a synthetic cohort as landing files + ground truth",
         epilog="Same --patients/--seed give byte-identical files.",
     )
-    g.add_argument("--patients", type=int, default=200, help="number of patients (default 200)")
+    g.add_argument(
+        "--patients", type=_positive_int, default=200, help="number of patients (default 200)"
+    )
     g.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     g.add_argument("--out", required=True, help="output folder (landing/ and truth/ are created)")
     g.set_defaults(func=cmd_generate)
@@ -398,7 +455,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "quarantine" and args.action == "show" and args.id is None:
         print("quarantine show needs an ID", file=sys.stderr)
         return 2
-    return args.func(args)
+    from warehouse.locks import WarehouseBusy
+
+    try:
+        return args.func(args)
+    except WarehouseBusy as err:
+        print(f"warehouse busy: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ landing_sensors = [landing_sensor(feed) for feed in FEEDS]
     "'failure' in raw.runs, so that no report takes it for a finished or running run.",
 )
 def run_failed_sensor(context: dg.RunFailureSensorContext, warehouse: WarehouseResource):
-    # raises while another run holds the warehouse: the tick fails, and Dagster moves its
-    # cursor past the event all the same (docs/operations.md: known gap)
-    if steps.mark_failed(warehouse.get_home(), context.dagster_run.run_id):
+    # waits for the step of a run in progress to let go of the file, within the tick's time;
+    # should the tick fail all the same, the next run records the failure (steps.start_run)
+    if steps.mark_failed(warehouse.get_home(), context.dagster_run.run_id, wait_s=40):
         context.log.info(f"run {context.dagster_run.run_id} recorded as failure in raw.runs")

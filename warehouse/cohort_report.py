@@ -22,6 +22,7 @@ import pandas as pd
 from transforms import feature_config
 from transforms.reporting import cohort_config
 from transforms.reporting.cohort_select import CohortData
+from warehouse import locks
 from warehouse.home import Home
 from warehouse.runner import bind
 
@@ -52,9 +53,9 @@ def load_data(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> CohortD
 
 def _connect(home: Home) -> tuple[duckdb.DuckDBPyConnection, str]:
     if home.published.exists():
-        return duckdb.connect(str(home.published), read_only=True), "published snapshot"
+        return locks.connect(home.published, read_only=True), "published snapshot"
     if home.warehouse.exists():
-        return duckdb.connect(str(home.warehouse), read_only=True), "warehouse (read-only)"
+        return locks.connect(home.warehouse, read_only=True), "warehouse (read-only)"
     raise FileNotFoundError("no published snapshot and no warehouse under the home folder")
 
 

@@ -40,6 +40,11 @@ class Home:
         return self.identity_dir / "hmac.key"
 
     @property
+    def run_lock(self) -> Path:
+        """Held by the one run writing the warehouse (warehouse/locks.py ``run_lock``)."""
+        return self.root / "run.lock"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

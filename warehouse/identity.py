@@ -10,10 +10,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from transforms.records import Identity
+from warehouse import locks
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS patient_identifier (
@@ -48,7 +48,7 @@ class IdentityStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
-        self.con = duckdb.connect(str(self.path))
+        self.con = locks.connect(self.path)
         self.con.execute(_DDL)
         os.chmod(self.path, 0o600)
 

@@ -6,12 +6,12 @@ Each query is one SELECT with ``$name`` parameters bound by DuckDB (warehouse/ru
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from warehouse import locks
 from warehouse.runner import bind
 
 QUERIES_DIR = Path(__file__).resolve().parent / "queries" / "quality"
@@ -27,16 +27,9 @@ def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | No
     return con.execute(sql, bind(sql, params or {})).pl()
 
 
-def connect_read_only(path: Path, attempts: int = 5) -> duckdb.DuckDBPyConnection:
-    """A read-only connection, retried briefly while a writer step still holds the lock."""
-    for i in range(attempts):
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException:
-            if i == attempts - 1:
-                raise
-            time.sleep(0.5 * 2**i)
-    raise AssertionError("unreachable")
+def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection; waits while a writer step holds the lock (warehouse/locks.py)."""
+    return locks.connect(path, read_only=True)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

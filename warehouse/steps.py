@@ -16,11 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from transforms.landing import FEEDS, discover
 from transforms.pseudonym import make_pseudonymizer
-from warehouse import ingest
+from warehouse import ingest, locks
 from warehouse.home import Home
 from warehouse.identity import IdentityStore
 from warehouse.runner import MODELS_DIR, materialize, model_sql
@@ -38,10 +36,11 @@ FEATURE_MODELS = ("marts.feat_e2_exposure", "marts.feat_bmd_trend")
 
 
 @contextmanager
-def writer(home: Home):
-    """The writer's connection to the warehouse, with every layer's tables present."""
+def writer(home: Home, wait_s: float | None = None):
+    """The writer's connection to the warehouse, with every layer's tables present; waits
+    while another process reads or writes the file (warehouse/locks.py)."""
     home.ensure()
-    con = duckdb.connect(str(home.warehouse))
+    con = locks.connect(home.warehouse, wait_s=wait_s)
     con.execute("SET enable_progress_bar = false")  # no progress bar in logs or CSV output
     try:
         ingest.ensure_schema(con)
@@ -73,7 +72,15 @@ class FeedSummary:
 
 
 def start_run(home: Home, run_id: str, landing: Path, params: dict | None = None) -> None:
+    """Record the run as 'running'. Under the run lock no other run is alive, so a run still
+    'running' in raw.runs died without its failure being recorded: it becomes 'failure'."""
     with writer(home) as con:
+        if locks.holds(home.run_lock):
+            con.execute(
+                "UPDATE raw.runs SET status = 'failure', finished_at = $t "
+                "WHERE status = 'running' AND run_id <> $r",
+                {"t": now(), "r": run_id},
+            )
         con.execute(
             "INSERT OR REPLACE INTO raw.runs (run_id, started_at, status, landing_dir, parameters_json) "
             "VALUES ($r, $t, 'running', $l, $p)",
@@ -221,18 +228,27 @@ def finish_run(home: Home, run_id: str, status: str = "success") -> None:
         )
 
 
-def mark_failed(home: Home, run_id: str) -> bool:
+def mark_failed(home: Home, run_id: str, wait_s: float | None = None) -> bool:
     """Record that a run ended in failure (a step raised, a blocking check failed); a run
     already finished keeps its status. Returns whether a running run was marked."""
     if not home.warehouse.exists():
         return False
-    with writer(home) as con:
+    with writer(home, wait_s) as con:
         marked = con.execute(
             "UPDATE raw.runs SET finished_at = $t, status = 'failure' "
             "WHERE run_id = $r AND status = 'running' RETURNING run_id",
             {"t": now(), "r": run_id},
         ).fetchall()
     return bool(marked)
+
+
+def run_status(home: Home, run_id: str) -> str | None:
+    """The run's status in raw.runs, or None when it never got there."""
+    if not home.warehouse.exists():
+        return None
+    with writer(home) as con:
+        row = con.execute("SELECT status FROM raw.runs WHERE run_id = $r", {"r": run_id}).fetchone()
+    return row[0] if row else None
 
 
 def env_flag(name: str) -> bool:

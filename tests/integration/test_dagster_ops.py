@@ -79,10 +79,11 @@ def test_instance_yaml_is_local_offline_and_single_writer(home):
 
 # --------------------------------------------------------------------------- sensors
 def _tick(sensor, resources, cursor=None):
-    ctx = dg.build_sensor_context(
+    # the warehouse resource has a run lifecycle (the run lock): open the context as Dagster does
+    with dg.build_sensor_context(
         instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources=resources
-    )
-    return sensor(ctx)
+    ) as ctx:
+        return sensor(ctx)
 
 
 def test_feed_sensor_requests_one_run_per_new_content(home, resources):

@@ -63,12 +63,31 @@ def test_failure_sensor_marks_a_daemon_run(home):
     result = doomed.execute_in_process(instance=instance, raise_on_error=False)
     steps.start_run(home, result.run_id, home.landing)
     assert runs(home)[0][1] == "running"
-    ctx = dg.build_run_status_sensor_context(
+    # the resource has a run lifecycle (the run lock): sensor contexts open it as a context
+    with dg.build_run_status_sensor_context(
         sensor_name="labwh_run_failed",
         dagster_event=result.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=instance.get_run_by_id(result.run_id),
         resources={"warehouse": WarehouseResource(home=str(home.root))},
-    ).for_run_failure()
-    run_failed_sensor(ctx)
+    ) as status_ctx:
+        run_failed_sensor(status_ctx.for_run_failure())
     assert runs(home) == [(result.run_id, "failure", True)]
+
+
+def test_next_run_records_a_dead_run_the_sensor_missed(home):
+    from warehouse import locks
+
+    steps.start_run(home, "dead-run", home.landing)  # its process died: no failure recorded
+    steps.start_run(home, "outside-lock", home.landing)  # not under the run lock: no cleanup
+    assert sorted(runs(home)) == [
+        ("dead-run", "running", False),
+        ("outside-lock", "running", False),
+    ]
+    with locks.run_lock(home.run_lock):
+        steps.start_run(home, "next-run", home.landing)
+    assert sorted(runs(home)) == [
+        ("dead-run", "failure", True),
+        ("next-run", "running", False),
+        ("outside-lock", "failure", True),
+    ]

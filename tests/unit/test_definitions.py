@@ -45,3 +45,47 @@ def test_report_and_sql_before_any_run_say_what_to_do(home, capsys):
     assert "run `labwh run` first" in capsys.readouterr().err
     assert main(["sql", "-c", "SELECT 1"]) == 2
     assert "run `labwh run` first" in capsys.readouterr().err
+    assert main(["quarantine", "list"]) == 2
+    assert "run `labwh run` first" in capsys.readouterr().err
+
+
+def test_cli_refuses_bad_arguments_with_a_message(home, tmp_path, capsys):
+    import pytest
+
+    from pipelines.cli import main
+
+    missing = tmp_path / "no-such-landing"
+    assert main(["run", "--landing", str(missing)]) == 2
+    assert f"no landing folder at {missing}" in capsys.readouterr().err
+    assert not home.warehouse.exists()  # a refused run writes nothing
+
+    for bad in ["-5", "0", "many"]:
+        with pytest.raises(SystemExit) as exc:
+            main(["generate", "--patients", bad, "--out", str(tmp_path / "gen")])
+        assert exc.value.code == 2
+        assert "--patients" in capsys.readouterr().err
+    assert not (tmp_path / "gen").exists()
+
+
+def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
+    from pipelines.cli import main
+    from warehouse import params, steps
+    from warehouse.publish import publish
+
+    steps.build_core(home, params.core_params())  # an empty warehouse, published
+    publish(home)
+    assert main(["sql", "-c", "selec 1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "syntax error" in err and "Traceback" not in err
+    assert main(["quarantine", "show", "99999"]) == 1
+    assert "no quarantine record 99999" in capsys.readouterr().err
+    assert main(["quarantine", "release", "--check", "unknown_unit"]) == 0
+    out, err = capsys.readouterr()
+    assert "selected: 0" in out and "nothing to release" in err
+
+
+def test_stamped_run_ids_differ_within_one_second():
+    from pipelines.cli import _stamped_run_id
+
+    ids = {_stamped_run_id("release") for _ in range(50)}
+    assert len(ids) == 50 and all(i.startswith("release-") for i in ids)
