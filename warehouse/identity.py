@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from transforms.records import Identity
+from transforms.reporting import masking
 from warehouse import locks
 
 _DDL = """
@@ -41,6 +42,21 @@ _COLUMNS = {
         "birth_date",
     )
 }
+
+
+def known_words(path: Path) -> frozenset[str]:
+    """The words of every name and identifier in the store at ``path`` (none when it does
+    not exist yet): what masking hides in free text such as landing file names."""
+    if not Path(path).exists():
+        return frozenset()
+    con = locks.connect(Path(path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT family_name, given_name, identifier FROM patient_identifier"
+        ).fetchall()
+    finally:
+        con.close()
+    return masking.known_words(v for row in rows for v in row)
 
 
 class IdentityStore:

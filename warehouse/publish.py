@@ -18,6 +18,7 @@ from schemas.dictionary import apply_comments
 from transforms.records import DUPLICATE_FILE
 from transforms.reporting.masking import mask_identifiers
 from warehouse.home import Home
+from warehouse.identity import known_words
 from warehouse.runner import MODELS_DIR, bind, model_sql
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
@@ -26,7 +27,8 @@ PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs")
 # Landing paths are data a source chooses: one that names files by patient
 # (``DOE_JOHN_MRN0042.hl7``) would reach analysts through them. The snapshot carries them
 # masked (transforms/reporting/masking.py, as the quality reports show them); lineage is the
-# file's sha256, and the writer's warehouse keeps the names for operations.
+# file's sha256, and the writer's warehouse keeps the names for operations. Besides the
+# patterns, every word that is a patient's name or identifier in the identity store goes.
 MASK_FILE_NAMES = (
     "UPDATE raw.files SET name = mask_identifiers(name)",
     # a duplicate delivery's position quotes the path it came under
@@ -83,7 +85,10 @@ def publish(home: Home, *, comment_hook=apply_comments) -> Path:
         for table in _tables(dst, "wh", PUBLISHED_SCHEMAS) + list(PUBLISHED_RAW_TABLES):
             dst.execute("CREATE TABLE " + table + " AS SELECT * FROM wh." + table)  # noqa: S608
         dst.execute("DETACH wh")
-        dst.create_function("mask_identifiers", mask_identifiers, ["VARCHAR"], "VARCHAR")
+        known = known_words(home.identity_db)
+        dst.create_function(
+            "mask_identifiers", lambda text: mask_identifiers(text, known), ["VARCHAR"], "VARCHAR"
+        )
         for statement in MASK_FILE_NAMES:
             dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from transforms.reporting.quality_html import QualityReportData, render_quality_report
 from warehouse.home import Home
+from warehouse.identity import known_words
 from warehouse.quality_gx import data_docs_dir, quality_dir
 from warehouse.quality_queries import connect_read_only, query, table_exists
 
@@ -48,6 +49,7 @@ def data_docs_links(home: Home, run_id: str, prefix: str) -> tuple[dict[str, str
 
 
 def load_report_data(home: Home, run_id: str | None = None) -> QualityReportData:
+    known = known_words(home.identity_db)
     con = connect_read_only(home.warehouse)
     try:
         runs = _rows(query(con, "runs"))
@@ -65,6 +67,7 @@ def load_report_data(home: Home, run_id: str | None = None) -> QualityReportData
             examples=_rows(query(con, "quarantine_examples", p)),
             gx=_rows(query(con, "gx_results", p)) if has_gx else [],
             gx_runs=_rows(query(con, "gx_runs")) if has_gx else [],
+            known=known,
         )
     finally:
         con.close()

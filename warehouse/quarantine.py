@@ -22,21 +22,24 @@ from transforms import catalog
 from transforms.reporting.masking import mask_identifiers
 from warehouse import ingest, steps
 from warehouse.home import Home
+from warehouse.identity import known_words
 from warehouse.quality_queries import connect_read_only, query
 
-MASKED_COLUMNS = ("reason", "excerpt", "file_name")
+MASKED_COLUMNS = ("reason", "excerpt", "file_name", "position")
 
 
-def _masked(frame: pl.DataFrame) -> pl.DataFrame:
+def _masked(frame: pl.DataFrame, known: frozenset[str]) -> pl.DataFrame:
     return frame.with_columns(
-        pl.col(c).map_elements(mask_identifiers, return_dtype=pl.String) for c in MASKED_COLUMNS
+        pl.col(c).map_elements(lambda t: mask_identifiers(t, known), return_dtype=pl.String)
+        for c in MASKED_COLUMNS
     )
 
 
 def _list(home: Home, params: dict[str, Any]) -> pl.DataFrame:
+    known = known_words(home.identity_db)
     con = connect_read_only(home.warehouse)
     try:
-        return _masked(query(con, "quarantine_list", params))
+        return _masked(query(con, "quarantine_list", params), known)
     finally:
         con.close()
 

@@ -401,3 +401,52 @@ def test_rekey_writes_a_new_owner_only_key_file(tmp_path, monkeypatch):
     monkeypatch.setenv("LABWH_HMAC_KEY", "x" * 40)
     with pytest.raises(RuntimeError):
         write_key_file(home, b"g" * 64)
+
+
+NAMED_HL7 = (
+    "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|L|L|20230105093000||ORU^R01|M1|P|2.5.1\r"
+    "PID|1||Q7731^^^NORTH_CLINIC^MR||Vandersloot^Ebenezer||19580312|M\r"
+    "OBR|1||F1|HORM^Hormone panel^L|||20230105083000|||||||||||||||||F\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN|1|18.4|pg/mL|10-40|N|||F\r"
+    "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN|2|7|furlong|||N|||F\r"
+)
+
+
+def test_a_patient_named_in_a_landing_file_name_is_masked_everywhere_shown(home, tmp_path, capsys):
+    """Sources name files by patient (``Vandersloot_Ebenezer_Q7731.hl7``): no pattern tells
+    such a name from a word, but the identity store knows it, so the snapshot, the quality
+    report and `labwh quarantine list` mask it (the writer's warehouse keeps the name)."""
+    from pipelines.cli import main
+    from warehouse import params, steps
+    from warehouse.publish import publish
+    from warehouse.quality_report import build_quality_report
+
+    landing = tmp_path / "landing"
+    (landing / "hl7").mkdir(parents=True)
+    (landing / "hl7" / "Vandersloot_Ebenezer_Q7731.hl7").write_text(NAMED_HL7)
+    (landing / "hl7" / "copy of EBENEZER vandersloot.hl7").write_text(NAMED_HL7)  # duplicate
+    steps.start_run(home, "r1", landing)
+    steps.land(home, landing, "r1")
+    steps.stage(home, "hl7", "r1")
+    steps.build_core(home, params.core_params())
+    steps.finish_run(home, "r1")
+    publish(home)
+    report = build_quality_report(home).read_text(encoding="utf-8")
+    assert main(["quarantine", "list", "--all"]) == 0
+    cli_out = capsys.readouterr().out
+
+    secrets = ("vandersloot", "ebenezer", "q7731")
+    snapshot = database_text(home.published)
+    assert "has no conversion to pg/mL" in snapshot["quality.quarantine"]  # the unit record
+    shown = {
+        "published raw.files": snapshot["raw.files"],
+        "published quarantine": snapshot["quality.quarantine"],
+        "quality report": html.unescape(report),
+        "quarantine list": cli_out,
+    }
+    leaks = {k: s for k, text in shown.items() for s in secrets if s in text.lower()}
+    assert not leaks, leaks
+    assert "hl7/▒▒▒_▒▒▒_▒▒▒.hl7" in snapshot["raw.files"]  # the rest of the name stays
+    assert "▒▒▒_▒▒▒_▒▒▒.hl7" in shown["quality report"]
+    # the writer's warehouse keeps the names: operations find the delivery by them
+    assert "Vandersloot_Ebenezer_Q7731.hl7" in database_text(home.warehouse)["raw.files"]

@@ -40,6 +40,18 @@ def test_mask_identifiers(text, expected):
     assert mask_identifiers(text) == expected
 
 
+def test_known_words_are_masked_whole_and_case_blind():
+    from transforms.reporting.masking import known_words
+
+    known = known_words(["Müller-Lüdenscheidt", "Jo", None, "A", "q7731"])
+    assert known == {"müller", "lüdenscheidt", "jo", "q7731"}  # one letter is no name
+    m3 = MASK * 3
+    assert (
+        mask_identifiers("lab/MÜLLER_jo Q7731 joint.csv", known) == f"lab/{m3}_{m3} {m3} joint.csv"
+    )
+    assert mask_identifiers("Müllerova.csv", known) == "Müllerova.csv"  # only whole words
+
+
 def test_nice_axis_maximum():
     assert [quality_svg._nice_max(v) for v in (0, 0.3, 1, 7, 9, 11, 26, 90, 101)] == [
         1.0,

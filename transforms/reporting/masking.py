@@ -5,12 +5,17 @@ defence for anything shown to quality teams (excerpts, reasons, file names): who
 patient segments, HL7 person names (``FAMILY^GIVEN``), identifier-like tokens (``MRN0042``,
 long digit runs such as ``19580312``) and full dates (kept to the year). Catalogued codes
 that look like identifiers (RxNorm RxCUIs of config/medications.csv, e.g. ``199224``) stay.
+
+Patterns cannot tell a name from a word (``SMITH_JOHN_labs.csv``), but the warehouse knows
+the names and identifiers of its patients: given ``known`` (``known_words`` of the identity
+store's names and identifiers), every word of the text that is one of them is masked too.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from transforms.catalog import CONFIG_DIR
@@ -42,11 +47,24 @@ def _unless_catalogued(match: re.Match) -> str:
     return token if token in catalogued_codes() else MASK * 3
 
 
-def mask_identifiers(text: str | None) -> str:
-    """``text`` with identifier-like parts replaced by ``▒`` marks (None → '')."""
+# a word: a run of letters or digits of any script (underscores and punctuation split words)
+_WORD = re.compile(r"[^\W_]+")
+
+
+def known_words(values: Iterable[str | None]) -> frozenset[str]:
+    """The case-folded words (two characters or more) of names and identifiers."""
+    return frozenset(w.casefold() for v in values if v for w in _WORD.findall(v) if len(w) >= 2)
+
+
+def mask_identifiers(text: str | None, known: frozenset[str] = frozenset()) -> str:
+    """``text`` with identifier-like parts and ``known`` words replaced by ``▒`` marks
+    (None → '')."""
     if not text:
         return ""
-    out = _PATIENT_SEGMENTS.sub(lambda m: m.group(1) + "|" + MASK * 3, text)
+    out = text
+    if known:
+        out = _WORD.sub(lambda m: MASK * 3 if m.group(0).casefold() in known else m.group(0), out)
+    out = _PATIENT_SEGMENTS.sub(lambda m: m.group(1) + "|" + MASK * 3, out)
     out = _XPN.sub(MASK * 3, out)
     out = _ISO_DATE.sub(lambda m: f"{m.group(1)}-{MASK * 2}-{MASK * 2}", out)
     out = _DMY_DATE.sub(lambda m: f"{MASK * 2}/{MASK * 2}/{m.group(3)}", out)

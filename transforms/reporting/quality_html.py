@@ -69,6 +69,7 @@ class QualityReportData:
     gx_runs: list[dict] = field(default_factory=list)  # run → n_expectations, n_failed
     gx_links: dict[str, str] = field(default_factory=dict)  # table → relative Data Docs page
     gx_index: str | None = None  # relative link to the Data Docs index
+    known: frozenset[str] = frozenset()  # patients' name and identifier words, masked in texts
 
 
 def _cell(value, cls: str = "") -> str:
@@ -163,12 +164,12 @@ def _feeds_section(data: QualityReportData) -> str:
     return table.replace("</tbody>", total_row + "</tbody>")
 
 
-def _file_row(f: dict) -> list[str]:
+def _file_row(f: dict, known: frozenset[str]) -> list[str]:
     return [
         _cell(f["feed"]),
         _cell(f["source"] or ""),
         _cell(f["file_sha256"][:12], "mono"),
-        _cell(mask_identifiers(f["name"]), "text mono"),
+        _cell(mask_identifiers(f["name"], known), "text mono"),
         _cell(f["bytes"]),
         _cell(f["status"]),
         _cell(f["n_received"]),
@@ -212,14 +213,22 @@ def _files_section(data: QualityReportData) -> str:
         "masked like excerpts.</p>"
     )
     first = (
-        _table(FILE_COLUMNS, [_file_row(f) for f in attention], text_cols=(3,), table_id="files")
+        _table(
+            FILE_COLUMNS,
+            [_file_row(f, data.known) for f in attention],
+            text_cols=(3,),
+            table_id="files",
+        )
         if attention
         else '<p class="ok">Every file was accepted whole.</p>'
     )
     every = (
         f"<details><summary>All {len(data.files)} files of this run</summary>"
         + _table(
-            FILE_COLUMNS, [_file_row(f) for f in data.files], text_cols=(3,), table_id="all-files"
+            FILE_COLUMNS,
+            [_file_row(f, data.known) for f in data.files],
+            text_cols=(3,),
+            table_id="all-files",
         )
         + "</details>"
     )
@@ -252,10 +261,10 @@ def _reasons_section(data: QualityReportData) -> str:
             _cell(e["feed"]),
             _cell(e["check_name"], "mono"),
             _cell(e["file_sha256"][:12], "mono"),
-            _cell(mask_identifiers(e["file_name"]), "text mono path"),
-            _cell(mask_identifiers(e["position"]), "text mono path"),
-            _cell(mask_identifiers(e["reason"]), "text"),
-            _cell(mask_identifiers(e["excerpt"]), "text mono"),
+            _cell(mask_identifiers(e["file_name"], data.known), "text mono path"),
+            _cell(mask_identifiers(e["position"], data.known), "text mono path"),
+            _cell(mask_identifiers(e["reason"], data.known), "text"),
+            _cell(mask_identifiers(e["excerpt"], data.known), "text mono"),
             _cell("released" if e["is_released"] else "held"),
         ]
         for e in data.examples
