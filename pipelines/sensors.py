@@ -24,11 +24,12 @@ import dagster as dg
 
 from pipelines.ops import automation_on, feed_jobs
 from pipelines.resources import WarehouseResource
-from transforms.landing import FEEDS, discover, sha256_file
+from transforms.landing import FEEDS, discover, sha256_file, unsupported_reason
 from warehouse import steps
 
 MAX_FILES_PER_TICK = 50
 SEEN_PREFIX = 16
+UNSUPPORTED_MARK = "?"
 CURSOR_VERSION = 1
 
 
@@ -67,13 +68,16 @@ def new_files(
     seen: set[str],
     limit: int = MAX_FILES_PER_TICK,
     unreadable: list[str] | None = None,
-) -> list[tuple[str, str]]:
-    """(name, sha256) of up to ``limit`` landing files whose content is not in ``seen``.
+) -> list[tuple[str, str, str]]:
+    """(name, sha256, seen key) of up to ``limit`` landing files whose key is not in ``seen``.
 
+    The key is the content's (a prefix of the sha256), marked when the file sits where no
+    parser takes it: the same bytes delivered again to the right folder are then new
+    (the run re-points the file, warehouse/ingest.py), a copy elsewhere is not.
     A file that cannot be read now (no permission, moved away while listed) is left for a
     later tick, its error type appended to ``unreadable``: it never stops the other files.
     """
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     for lf in discover(Path(landing), (feed,)):
         try:
             sha = content_hash(lf.path)
@@ -81,12 +85,15 @@ def new_files(
             if unreadable is not None:
                 unreadable.append(type(err).__name__)
             continue
-        if sha[:SEEN_PREFIX] in seen or sha in found.values():
+        key = sha[:SEEN_PREFIX]
+        if unsupported_reason(lf.feed, lf.source, lf.name) is not None:
+            key += UNSUPPORTED_MARK
+        if key in seen or key in {k for _, k in found.values()}:
             continue
-        found[lf.name] = sha
+        found[lf.name] = (sha, key)
         if len(found) >= limit:
             break
-    return list(found.items())
+    return [(name, sha, key) for name, (sha, key) in found.items()]
 
 
 def run_key(feed: str, shas: list[str]) -> str:
@@ -115,13 +122,14 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
             )
         if not files:
             return dg.SkipReason(f"no new {feed} files")
-        shas = [sha for _, sha in files]
-        seen.update(sha[:SEEN_PREFIX] for sha in shas)
+        shas = [sha for _, sha, _ in files]
+        seen.update(key for _, _, key in files)
         context.log.info(f"{len(files)} new {feed} file(s): " + ", ".join(s[:12] for s in shas))
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=run_key(feed, shas),
+                    # a misplaced file's run has its own key: the right folder's is another
+                    run_key=run_key(feed, [sha + key[SEEN_PREFIX:] for _, sha, key in files]),
                     tags={"labwh/feed": feed, "labwh/new_files": str(len(files))},
                 )
             ],

@@ -119,13 +119,18 @@ def register_deliveries(
         if seen:
             continue
         known = con.execute(
-            "SELECT name FROM raw.files WHERE file_sha256 = $s", {"s": sha}
+            "SELECT feed, source, name FROM raw.files WHERE file_sha256 = $s", {"s": sha}
         ).fetchone()
-        if known is None and sha in new_shas:
-            known = ("(same run)",)
         con.execute("BEGIN")
         try:
-            if known is None:
+            if known is not None and _out_of_the_wrong_folder(known, lf):
+                con.execute(
+                    "UPDATE raw.files SET feed = $f, source = $src, name = $n, "
+                    "status = 'received' WHERE file_sha256 = $s",
+                    {"s": sha, "f": lf.feed, "src": lf.source, "n": lf.name},
+                )
+                known = None  # staged anew from here; an unsupported_file row is released then
+            elif known is None:
                 _archive(home, lf.path, sha)
                 con.execute(
                     "INSERT INTO raw.files (file_sha256, feed, source, name, bytes, received_at, status, run_id) "
@@ -174,10 +179,20 @@ def register_deliveries(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        if known is None:
+        if known is None and sha not in new_shas:
             new_files.append((lf, sha))
             new_shas.add(sha)
     return DeliveryResult(new_files, duplicates)
+
+
+def _out_of_the_wrong_folder(recorded: tuple, lf: LandingFile) -> bool:
+    """Known bytes recorded where no parser takes them (a wrong or unmapped folder, a wrong
+    extension: ``unsupported_file``) and delivered again where one does: the delivery that
+    counts, not a duplicate of the misplaced one."""
+    return (
+        unsupported_reason(*recorded) is not None
+        and unsupported_reason(lf.feed, lf.source, lf.name) is None
+    )
 
 
 def _insert_rejects(con, sha, feed, source, rejects: list[Reject], *, run_id, now) -> None:

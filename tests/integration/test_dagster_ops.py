@@ -112,6 +112,22 @@ def test_feed_sensor_requests_one_run_per_new_content(home, resources):
     assert isinstance(_tick(sensor, resources, third.cursor), dg.SkipReason)
 
 
+def test_bytes_moved_from_a_wrong_folder_get_a_run_of_their_own(home, resources):
+    a = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    write(home.landing / "meds" / "a.pdf", a)  # meds must end in .csv or .txt: put aside
+    sensor = landing_sensor("meds")
+    first = _tick(sensor, resources)
+    assert [r.run_key for r in first.run_requests] == ["meds:" + sha(a) + "?"]
+    # the same bytes where a parser takes them: a new run (it re-points the file)
+    write(home.landing / "meds" / "a.csv", a)
+    second = _tick(sensor, resources, first.cursor)
+    assert [r.run_key for r in second.run_requests] == ["meds:" + sha(a)]
+    # further copies, right or wrong, are known content
+    write(home.landing / "meds" / "copy.csv", a)
+    write(home.landing / "meds" / "copy.pdf", a)
+    assert isinstance(_tick(sensor, resources, second.cursor), dg.SkipReason)
+
+
 def test_feed_sensor_caps_files_per_tick_and_keys_the_batch(home, resources):
     texts = [MEDS_HEADER + meds_row(f"P{i}", "2023-01-01") for i in range(3)]
     for i, t in enumerate(texts):

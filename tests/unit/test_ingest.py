@@ -73,3 +73,62 @@ def test_every_file_in_a_feed_folder_is_received_and_unreadable_ones_get_a_reaso
     assert "source folder" in reasons["lab_csv/loose.csv"]
     assert "no mapping" in reasons["lab_csv/nolab/a.csv"]
     assert "vendor folder" in reasons["dexa/acme/a.csv"]
+
+
+NORTH_CSV = (
+    "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
+    "AccessionNo,Status\n"
+    "MRN0000042,DOE^JOHN,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"
+    "10-40,N,A1,F\n"
+)
+
+
+def _staged_state(home):
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        return (
+            con.execute("SELECT feed, source, name, status FROM raw.files").fetchall(),
+            con.execute(
+                "SELECT check_name, released_at IS NOT NULL FROM quality.quarantine "
+                "ORDER BY quarantine_id"
+            ).fetchall(),
+            con.execute("SELECT count(*) FROM staging.stg_lab_csv__lab_result").fetchone()[0],
+        )
+    finally:
+        con.close()
+
+
+def _land_and_stage(home, landing, run_id):
+    from warehouse import steps
+
+    steps.start_run(home, run_id, landing)
+    steps.land(home, landing, run_id)
+    steps.stage(home, "lab_csv", run_id)
+
+
+def test_bytes_first_sent_to_a_wrong_folder_count_when_sent_to_the_right_one(home, tmp_path):
+    steps = [
+        # first: the export sits in a folder no mapping covers → put aside whole
+        ("north-typo", "failed", [("unsupported_file", False)], 0),
+        # the same bytes in the right folder: the delivery that counts, not a duplicate
+        ("northlab", "parsed", [("unsupported_file", True)], 1),
+    ]
+    for i, (folder, status, quarantine, staged) in enumerate(steps):
+        landing = tmp_path / f"delivery-{i}"
+        _write(landing / "lab_csv" / folder / "jan.csv", NORTH_CSV)
+        _land_and_stage(home, landing, f"r{i}")
+        name = f"lab_csv/{folder}/jan.csv"
+        assert _staged_state(home) == ([("lab_csv", folder, name, status)], quarantine, staged)
+
+
+def test_misplaced_and_right_copies_in_one_delivery_stage_the_right_one(home, tmp_path):
+    landing = tmp_path / "landing"
+    _write(landing / "lab_csv" / "aaa-unmapped" / "jan.csv", NORTH_CSV)  # listed first
+    _write(landing / "lab_csv" / "northlab" / "jan.csv", NORTH_CSV)
+    right = [("lab_csv", "northlab", "lab_csv/northlab/jan.csv", "parsed")]
+    _land_and_stage(home, landing, "r1")
+    assert _staged_state(home) == (right, [], 1)
+    # a further copy in a wrong folder is a duplicate of the staged file, nothing more
+    _write(landing / "lab_csv" / "zzz-unmapped" / "jan.csv", NORTH_CSV)
+    _land_and_stage(home, landing, "r2")
+    assert _staged_state(home) == (right, [("duplicate_file", False)], 1)
