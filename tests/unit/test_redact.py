@@ -29,5 +29,14 @@ def test_shown_shapes_digit_groups_joined_by_hyphens():
     assert shown("123-45-6789") == "999-99-9999"
     assert shown("555-867-5309") == "999-999-9999"
     # numbers as labs write them stay as they are
-    for kept in ("0 .07", ">= 300", "1,364", "-0.5", ".5", "=5"):
+    for kept in ("0 .07", ">= 300", "1,364", "-0.5", ".5", "=5", "12 500", "12500"):
         assert shown(kept) == kept
+
+
+def test_shown_shapes_dates_and_phones_split_by_dots_or_spaces():
+    assert shown("12.03.1958") == "99.99.9999"  # a German birth date
+    assert shown("1.3.58") == "9.9.99"
+    assert shown("555 867 5309") == "999 999 9999"
+    assert shown("0 555 867") == "9 999 999"
+    assert shown("1,364,000") == "9,999,999"  # seven digits: could be a phone
+    assert shown("12.5") == "12.5" and shown("1 234") == "1 234"
