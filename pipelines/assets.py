@@ -13,7 +13,7 @@ from pipelines import reports
 from pipelines.resources import WarehouseResource
 from transforms.landing import FEEDS
 from warehouse import params, steps
-from warehouse.publish import publish
+from warehouse.publish import publish_run
 from warehouse.runner import MODELS_DIR
 
 RAW = dg.AssetKey(["raw", "files"])
@@ -163,8 +163,7 @@ def published_analytics(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     home = warehouse.get_home()
-    path = publish(home)
-    steps.finish_run(home, context.run_id)
+    path = publish_run(home, context.run_id)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
 

@@ -67,11 +67,25 @@ def remove_stale_snapshots(folder: Path) -> list[str]:
     return removed
 
 
-def publish(home: Home, *, comment_hook=apply_comments) -> Path:
+def publish_run(home: Home, run_id: str) -> Path:
+    """A run's last writing step: publish, then record the run finished. The snapshot shows
+    the run as it is recorded right after: 'success', at the same ``finished_at``."""
+    from warehouse import steps
+
+    finished_at = steps.now()
+    path = publish(home, finished_run=(run_id, finished_at))
+    steps.finish_run(home, run_id, at=finished_at)
+    return path
+
+
+def publish(
+    home: Home, *, comment_hook=apply_comments, finished_run: tuple[str, object] | None = None
+) -> Path:
     """Write a fresh snapshot and swap it in atomically; returns the published path.
 
     ``comment_hook`` writes the table/column descriptions into the snapshot (default: the
-    Pandera models' descriptions)."""
+    Pandera models' descriptions); ``finished_run`` (run id, time) is the run publishing,
+    shown finished in the snapshot's raw.runs (``publish_run``)."""
     target = home.published
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_snapshots(target.parent)
@@ -85,6 +99,12 @@ def publish(home: Home, *, comment_hook=apply_comments) -> Path:
         for table in _tables(dst, "wh", PUBLISHED_SCHEMAS) + list(PUBLISHED_RAW_TABLES):
             dst.execute("CREATE TABLE " + table + " AS SELECT * FROM wh." + table)  # noqa: S608
         dst.execute("DETACH wh")
+        if finished_run:
+            dst.execute(
+                "UPDATE raw.runs SET status = 'success', finished_at = $t "
+                "WHERE run_id = $r AND status = 'running'",
+                {"r": finished_run[0], "t": finished_run[1]},
+            )
         known = known_words(home.identity_db)
         dst.create_function(
             "mask_identifiers", lambda text: mask_identifiers(text, known), ["VARCHAR"], "VARCHAR"

@@ -28,7 +28,7 @@ from pathlib import Path
 from transforms.landing import FEEDS
 from warehouse import ingest, params, steps
 from warehouse.home import KEY_ENV, Home
-from warehouse.publish import publish
+from warehouse.publish import publish_run
 
 
 def write_key_file(home: Home, new_key: bytes) -> Path:
@@ -81,8 +81,7 @@ def rekey(home: Home, *, new_key: bytes | None = None) -> dict:
     with steps.writer(home) as con:  # re-staging records the replaced rows' (old) keys too
         con.execute("DELETE FROM raw.touched_patients WHERE run_id = $r", {"r": run_id})
     steps.build_omop(home)
-    publish(home)
-    steps.finish_run(home, run_id)
+    publish_run(home, run_id)
     return {
         "run_id": run_id,
         "files_restaged": sum(s.files for s in staged.values()),

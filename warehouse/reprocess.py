@@ -16,7 +16,7 @@ from schemas.checks import blocking_failures
 from transforms.parsers import STAGED_TABLE
 from warehouse import ingest, params, steps
 from warehouse.home import Home
-from warehouse.publish import publish
+from warehouse.publish import publish_run
 
 
 def _touch_staged(con, run_id: str, feed: str, shas: list[str]) -> None:
@@ -137,8 +137,7 @@ def restage_files(
     if broken:
         steps.mark_failed(home, run_id)
         raise ContractBroken(broken)
-    publish(home)
-    steps.finish_run(home, run_id)
+    publish_run(home, run_id)
     return result
 
 

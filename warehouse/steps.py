@@ -220,11 +220,13 @@ def build_omop(home: Home) -> list[str]:
     return names
 
 
-def finish_run(home: Home, run_id: str, status: str = "success") -> None:
+def finish_run(
+    home: Home, run_id: str, status: str = "success", at: dt.datetime | None = None
+) -> None:
     with writer(home) as con:
         con.execute(
             "UPDATE raw.runs SET finished_at = $t, status = $s WHERE run_id = $r",
-            {"t": now(), "s": status, "r": run_id},
+            {"t": at or now(), "s": status, "r": run_id},
         )
 
 

@@ -78,6 +78,21 @@ def test_second_run_changes_nothing(pipeline):
     assert n == 0
 
 
+def test_published_runs_show_the_publishing_run_finished(pipeline):
+    home = pipeline["home"]
+    sql = "SELECT run_id, status, finished_at FROM raw.runs ORDER BY started_at"
+    writer = duckdb.connect(str(home.warehouse), read_only=True)
+    published = duckdb.connect(str(home.published), read_only=True)
+    try:
+        recorded, shown = writer.execute(sql).fetchall(), published.execute(sql).fetchall()
+    finally:
+        writer.close()
+        published.close()
+    runs = [pipeline["run_id"], pipeline["second_run_id"]]
+    assert [(r, s) for r, s, _ in recorded] == [(r, "success") for r in runs]
+    assert shown == recorded  # the snapshot's own run too: 'success' at the same time
+
+
 def _num(s):
     return None if s in ("", None) else float(s)
 

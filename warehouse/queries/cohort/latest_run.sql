@@ -1,5 +1,6 @@
 -- Cohort report: the latest pipeline run that did not fail (names the per-run report copy).
--- The published snapshot is written during its run, so that run shows as 'running' there.
+-- The snapshot shows its own run finished ('success'); 'running' stays for snapshots that an
+-- older version published during their run.
 WITH
 runs AS (
     SELECT run_id, started_at, finished_at, status FROM raw.runs
