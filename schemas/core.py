@@ -265,8 +265,10 @@ class RefOmopConcept(_Table):
     a code without a row maps to concept 0). Grain: one row per domain × source code."""
 
     domain: str = pa.Field(
-        isin=["measurement", "unit", "drug"],
-        description="`measurement` (keyed by LOINC), `unit` (UCUM unit), `drug` (RxNorm).",
+        isin=["measurement", "measurement_stored", "unit", "drug"],
+        description="`measurement` (keyed by LOINC), `measurement_stored` (keyed by the LOINC "
+        "as sent: the concept of the value as stored, when the catalog converts a molar result "
+        "to a mass unit), `unit` (UCUM unit), `drug` (RxNorm).",
     )
     source_code: str = pa.Field(description="The LOINC code, UCUM unit or RxNorm code.")
     concept_id: int = pa.Field(gt=0, description="OMOP standard concept id.")

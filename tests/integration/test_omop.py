@@ -47,11 +47,16 @@ def test_persons_without_birth_year_are_left_out_with_their_records(home, tmp_pa
         assert q("SELECT DISTINCT person_id FROM omop.drug_exposure") == [(person,)]
         assert q("SELECT count(*) FROM omop.observation_period") == [(1,)]
         # the molar result is stored in pg/mL (73.4 / 3.671 = 19.99…); its unit as sent stays
+        # as a mass concentration: the mass concept (2243-4's), the molar one as its source
         assert sorted(
-            q("SELECT measurement_source_value, unit_source_value FROM omop.measurement")
+            q(
+                "SELECT measurement_source_value, unit_source_value, measurement_concept_id, "
+                "measurement_source_concept_id, unit_concept_id, round(value_as_number, 2) "
+                "FROM omop.measurement"
+            )
         ) == [
-            ("14715-7", "pmol/L"),
-            ("2243-4", "pg/mL"),
+            ("14715-7", "pmol/L", 3025285, 3026725, 8845, round(73.4 / 3.671, 2)),
+            ("2243-4", "pg/mL", 3025285, 3025285, 8845, 18.0),
         ]
     finally:
         con.close()

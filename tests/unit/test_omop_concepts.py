@@ -16,7 +16,7 @@ import pytest
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 COLUMNS = ["domain", "source_code", "concept_id", "concept_name", "note"]
-DOMAINS = {"measurement", "unit", "drug"}
+DOMAINS = {"measurement", "measurement_stored", "unit", "drug"}
 
 # Catalog LOINCs (config/analytes.csv) with no OMOP concept id found in public material that
 # states the id for that exact code; they map to concept 0 until a sourced id is added.
@@ -107,6 +107,31 @@ def test_every_catalog_loinc_is_mapped_or_known_unmapped(concepts, analytes):
         {row["loinc_code"] for row in analytes},
         KNOWN_UNMAPPED_LOINC,
     )
+
+
+def test_molar_loincs_stored_in_a_mass_unit_get_the_mass_concept(concepts, analytes):
+    # a LOINC of a molar property whose values the catalog stores in a mass unit: its values
+    # are mass concentrations, so the measurement concept is that of the analyte's mass LOINC
+    molar_in_mass = {
+        row["loinc_code"]
+        for row in analytes
+        if "moles/volume" in row["description"].lower()
+        and not row["canonical_unit"].endswith("mol/L")
+    }
+    assert molar_in_mass >= {"14715-7", "14913-8"}
+    stored = {
+        r["source_code"]: int(r["concept_id"])
+        for r in concepts[1]
+        if r["domain"] == "measurement_stored"
+    }
+    assert set(stored) == molar_in_mass
+    analyte_of = {row["loinc_code"]: row["analyte"] for row in analytes}
+    mass_concepts = {
+        analyte_of[r["source_code"]]: int(r["concept_id"])
+        for r in concepts[1]
+        if r["domain"] == "measurement" and "[Mass/volume]" in r["concept_name"]
+    }
+    assert stored == {loinc: mass_concepts[analyte_of[loinc]] for loinc in molar_in_mass}
 
 
 def test_every_catalog_drug_is_mapped_or_known_unmapped(concepts):

@@ -18,7 +18,9 @@ concepts AS (
 SELECT
     CAST(hash(r.result_id) >> 1 AS BIGINT) AS measurement_id,
     CAST(hash(r.patient_key) >> 1 AS BIGINT) AS person_id,
-    coalesce(mc.concept_id, 0) AS measurement_concept_id,
+    -- the value's concept: a molar LOINC whose value is stored in a mass unit is a mass
+    -- concentration (measurement_stored); its own concept is the source concept
+    coalesce(sc.concept_id, mc.concept_id, 0) AS measurement_concept_id,
     CAST(r.collected_at AS DATE) AS measurement_date,
     r.collected_at AS measurement_datetime,
     CAST(NULL AS VARCHAR) AS measurement_time,
@@ -39,7 +41,7 @@ SELECT
     CAST(NULL AS BIGINT) AS visit_occurrence_id,
     CAST(NULL AS BIGINT) AS visit_detail_id,
     coalesce(r.loinc_code, r.source_code) AS measurement_source_value,
-    0 AS measurement_source_concept_id,
+    coalesce(mc.concept_id, 0) AS measurement_source_concept_id,
     r.original_unit AS unit_source_value,  -- as sent (value_as_number is in unit_concept_id)
     CAST(NULL AS INTEGER) AS unit_source_concept_id,
     r.original_value AS value_source_value,
@@ -47,4 +49,5 @@ SELECT
     CAST(NULL AS INTEGER) AS meas_event_field_concept_id
 FROM results AS r
 LEFT JOIN concepts AS mc ON mc.domain = 'measurement' AND mc.source_code = r.loinc_code
+LEFT JOIN concepts AS sc ON sc.domain = 'measurement_stored' AND sc.source_code = r.loinc_code
 LEFT JOIN concepts AS uc ON uc.domain = 'unit' AND uc.source_code = r.unit
