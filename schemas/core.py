@@ -20,6 +20,7 @@ from pandera.api.polars.types import PolarsData
 
 from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedication
 from schemas.validate import BMD_RANGE_G_CM2, SCORE_RANGE
+from transforms.catalog import load_catalog
 
 COMPARATORS = ["<", "<=", ">", ">="]
 # HL7 table 0085 (+ 2.8 A/B); CSV results default to F
@@ -112,6 +113,21 @@ class _ResultColumns(_Table):
         """A result is mapped exactly when it has a LOINC code."""
         return data.lazyframe.select(
             (pl.col("is_mapped") == pl.col("loinc_code").is_not_null()).alias("ok")
+        )
+
+    @pa.dataframe_check(name="canonical_unit")
+    def canonical_unit(cls, data: PolarsData) -> pl.LazyFrame:
+        """A catalogued result's value is in its LOINC's canonical unit (config/analytes.csv)
+        and not negative (a concentration or activity)."""
+        units = {code: a.canonical_unit for code, a in load_catalog().analytes.items()}
+        canonical = pl.col("loinc_code").replace_strict(units, default=None, return_dtype=pl.String)
+        value = pl.col("value")
+        return data.lazyframe.select(
+            (
+                ~pl.col("is_mapped")
+                | value.is_null()
+                | ((pl.col("unit") == canonical).fill_null(False) & (value >= 0))
+            ).alias("ok")
         )
 
 

@@ -121,3 +121,46 @@ def test_specs_block_core_and_marts_only():
     assert specs["core.fct_lab_result"] and specs["marts.feat_bmd_trend"]
     assert not specs["staging.stg_hl7__lab_result"]
     assert len(specs) == 13  # 4 staged + 7 core + 2 marts tables
+
+
+def _lab_row(result_id, loinc, value, unit, **kw):
+    from schemas.core import FctLabResult
+
+    row = dict.fromkeys(FctLabResult.to_schema().columns)
+    row.update(
+        result_id=result_id,
+        patient_key="p1",
+        feed="hl7",
+        source_system="LIS",
+        loinc_code=loinc,
+        is_mapped=loinc is not None,
+        collected_at=dt.datetime(2023, 1, 5, 8, 30),
+        value=value,
+        unit=unit,
+        result_status="F",
+        n_versions=1,
+        file_sha256="0" * 64,
+        position="m0/s3",
+        is_corrected=False,
+    )
+    row.update(kw)
+    return row
+
+
+def test_catalogued_results_must_be_in_the_canonical_unit_and_not_negative():
+    from schemas.core import FctLabResult
+
+    rows = [
+        _lab_row("ok-e2", "2243-4", 18.4, "pg/mL"),
+        _lab_row("ok-molar-e2", "14715-7", 20.0, "pg/mL"),  # converted from pmol/L
+        _lab_row("ok-t", "2986-8", 450.0, "ng/dL"),
+        _lab_row("ok-text", "2243-4", None, None, value_text="see note"),
+        _lab_row("ok-unmapped", None, -3.0, "furlong"),  # outside the catalog: as sent
+        _lab_row("bad-unit", "2243-4", 67.5, "pmol/L"),  # never converted
+        _lab_row("bad-no-unit", "2986-8", 450.0, None),
+        _lab_row("bad-sign", "2243-4", -1.0, "pg/mL"),
+    ]
+    passed, n, by_check, failed_rows = validate_frame(
+        FctLabResult, pl.DataFrame(rows, schema=FctLabResult.to_schema().columns.keys())
+    )
+    assert (passed, by_check, failed_rows) == (False, {"canonical_unit": 3}, 3)
