@@ -116,3 +116,23 @@ def test_gx_finds_planted_problems_and_stores_no_values(home):
     ).fetchall()
     con.close()
     assert evaluated == [(AS_OF,)]
+
+
+def test_gx_frames_keep_one_row_per_row_when_dim_patient_repeats_a_key(home):
+    from warehouse.quality_gx import load_suites
+    from warehouse.quality_queries import query
+
+    qf.build_quality_warehouse(home)
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        # a patient twice in dim_patient (a broken contract its own suite reports)
+        con.execute(
+            "INSERT INTO core.dim_patient SELECT patient_key, birth_year + 1, sex "
+            "FROM core.dim_patient LIMIT 1"
+        )
+        for table, suite in load_suites().items():
+            frame = query(con, suite["query"], {"as_of": AS_OF})
+            (n,) = con.execute("SELECT count(*) FROM " + table).fetchone()  # noqa: S608
+            assert frame.height == n, table
+    finally:
+        con.close()

@@ -6,7 +6,8 @@ medication AS (
 ),
 
 patients AS (
-    SELECT patient_key, birth_year FROM core.dim_patient
+    -- one row per key even if the table breaks its contract (its own suite says so)
+    SELECT patient_key, min(birth_year) AS birth_year FROM core.dim_patient GROUP BY patient_key
 )
 
 SELECT

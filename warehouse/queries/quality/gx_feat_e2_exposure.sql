@@ -6,7 +6,8 @@ exposure AS (
 ),
 
 patients AS (
-    SELECT patient_key FROM core.dim_patient
+    -- one row per key even if the table breaks its contract (its own suite says so)
+    SELECT DISTINCT patient_key FROM core.dim_patient
 )
 
 SELECT
