@@ -489,6 +489,29 @@ def test_oul_r22_rejected_unless_configured():
     ]
 
 
+def test_oul_r22_second_specimen_times_its_order_when_obr7_is_empty():
+    # OUL^R22: SPM, OBR, OBX, then a second specimen group whose OBR-7 is empty: its results
+    # were collected at the second SPM-17 (08:40), not at the first order's time
+    spm1 = "SPM|1|S1" + "|" * 15 + "20230105081500"
+    spm2 = "SPM|2|S2" + "|" * 15 + "20230105084000"
+    obr2 = "OBR|2||FIL2^LAB|HORM^Hormone panel^L"  # no OBR-7
+    obx2 = "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.4|pg/mL|10-40|N|||F"  # no OBX-14
+    text = message(PID, spm1, OBR, E2, spm2, obr2, obx2).replace(
+        "ORU^R01^ORU_R01", "OUL^R22^OUL_R22"
+    )
+    result = parse(text, Hl7Config(message_types=frozenset({"OUL^R22"})))
+    assert result.rejects == []
+    rows = result.rows.select("position", "filler_order_number", "collected_at").rows()
+    assert rows == [
+        ("m0/s4", "FIL1", dt.datetime(2023, 1, 5, 8, 30)),  # OBR-7 given: it wins
+        ("m0/s7", "FIL2", dt.datetime(2023, 1, 5, 8, 40)),
+    ]
+    # in ORU^R01 an SPM after an order belongs to it: the next order's empty OBR-7 stays empty
+    oru = message(PID, OBR, E2, spm2, obr2, obx2)
+    [reject] = parse(oru).rejects
+    assert reject.position == "m0/s6" and "no collection time" in reject.reason
+
+
 def test_rejected_values_are_shown_by_shape_unless_data_like():
     result = parse(
         message(

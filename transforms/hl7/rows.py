@@ -159,7 +159,7 @@ class ChunkParser:
             if len(self.state.headers) >= HEADER_CACHE_SIZE:
                 self.state.headers.clear()
             known = self.state.headers[header] = self._header(h, enc)
-        app, facility, cfg, version, type_error = known
+        app, facility, cfg, version, type_error, specimen_first = known
         if type_error:
             raise MalformedMessage(type_error)
         tz = cfg.timezone
@@ -187,6 +187,7 @@ class ChunkParser:
         obr_collected = None
         obr_collected_bad = False
         obr_text = ""  # OBR-7 as read: an OBX-14 with the same text has the same time
+        spm_text = ""  # SPM-17 of the specimen whose orders follow: an empty OBR-7 takes it
         gid = -1  # current group row
 
         for j in range(1, len(segs)):
@@ -225,27 +226,31 @@ class ChunkParser:
                 placer = valued(first_component(f[2], enc))
                 filler = valued(first_component(f[3], enc))
                 order_status = first_component(f[25], enc) or None
-                obr_text = first_component(f[7], enc)
+                obr_text = first_component(f[7], enc) or spm_text
                 obr_collected, obr_collected_bad = _order_time(obr_text, msh_time, message_at, tz)
                 gid = -1
             elif tag == "PID":
                 has_order = obr_seen = False
                 filler = placer = order_status = obr_collected = None
                 obr_collected_bad = False
-                obr_text = ""
+                obr_text = spm_text = ""
                 patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
             elif tag == "SPM":
                 has_order = True
-                if not obr_seen:
-                    # OUL^R2x specimen observations before any OBR: their collection time
-                    # is SPM-17 (a range: start, component 1). After an OBR (ORU^R01 2.5.1:
-                    # OBR, OBX…, SPM, OBX…) the order's numbers and OBR-7 stay.
+                if not obr_seen or specimen_first:
+                    # OUL^R2x: an SPM opens a specimen group (its own OBX, then its orders);
+                    # the collection time is SPM-17 (a range: start, component 1), for the
+                    # orders too when their OBR-7 is empty. In ORU^R01 2.5.1 (OBR, OBX…,
+                    # SPM, OBX…) an SPM after an OBR belongs to that order: its numbers and
+                    # OBR-7 stay.
                     f = seg.split(fs)
-                    obr_text = first_component(f[17], enc) if len(f) > 17 else ""
+                    obr_text = spm_text = first_component(f[17], enc) if len(f) > 17 else ""
                     obr_collected, obr_collected_bad = _order_time(
                         obr_text, msh_time, message_at, tz
                     )
+                    if obr_seen:  # the previous specimen's order numbers are not this one's
+                        filler = placer = order_status = None
                     gid = -1
             elif tag not in valid_ids:
                 if not SEGMENT_ID.match(tag):
@@ -253,7 +258,8 @@ class ChunkParser:
                 valid_ids.add(tag)
 
     def _header(self, h: list[str], enc: Encoding) -> tuple:
-        """MSH fields → (sending application, facility, its config, version, type error)."""
+        """MSH fields → (sending application, facility, its config, version, type error,
+        whether an SPM opens a specimen group whose orders follow it: OUL^R2x)."""
         app = hd_name(h[2], enc)
         facility = hd_name(h[3], enc)
         cfg = self.state.config_for(app)
@@ -266,7 +272,8 @@ class ChunkParser:
                 f"message type {redact.token(code)}^{redact.token(trigger)} is not a result "
                 "message this feed accepts"
             )
-        return app, facility, cfg, first_component(h[11], enc) or None, error
+        version = first_component(h[11], enc) or None
+        return app, facility, cfg, version, error, code == "OUL"
 
     def _patient(self, seg: str, enc: Encoding, fallback: str):
         """PID → (patient_key, birth_year, sex); every PID-3 repetition to the identities.
