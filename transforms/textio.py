@@ -51,6 +51,13 @@ class Row:
     # a quote opened on this line ran on into the following rows: the line is read alone
     # (and put aside by ``check_width``), the lines after it are read as rows of their own
     unclosed_quote: bool = False
+    # a cell of the line is longer than the csv module's field size limit: split plainly
+    too_long: bool = False
+
+    @property
+    def misread(self) -> bool:
+        """Its cells are not the row's: the line was read alone or split plainly."""
+        return self.unclosed_quote or self.too_long
 
     @property
     def position(self) -> str:
@@ -74,10 +81,24 @@ class _Lines:
         return self.lines[self.pos - 1]
 
 
-def _ran_on(cells: list[str], width: int) -> bool:
+def _ran_on(cells: list[str], width: int, continued: list[str], delimiter: str) -> bool:
     """Whether a record that spans lines is an unclosed quote rather than a quoted cell with
-    line breaks: it has the wrong number of cells."""
-    return len(cells) != width
+    line breaks: it has the wrong number of cells, or (a coincidence of widths) it swallowed
+    a line that is a whole row by itself: no quote, the header's number of cells (for tables
+    of four columns or more, where a line of a quoted text rarely has that many delimiters)."""
+    if len(cells) != width:
+        return True
+    return width >= 4 and any(
+        '"' not in line and line.count(delimiter) == width - 1 for line in continued[:-1]
+    )
+
+
+def _alone(line: str, delimiter: str) -> list[str]:
+    """The cells of one physical line read by itself (split plainly if even it overflows)."""
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return line.rstrip("\r\n").split(delimiter)
 
 
 def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
@@ -94,19 +115,31 @@ def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
     rows: list[Row] = []
     while True:
         start = lines.pos  # 0-based index of the record's first physical line
-        cells = next(reader, None)
+        overflow = False
+        try:
+            cells = next(reader, None)
+        except csv.Error:  # a quote that ran on past the csv module's field size limit
+            if header is None:
+                raise
+            cells, overflow = [], True
+            reader = csv.reader(lines, delimiter=delimiter)  # a fresh state, from start + 1
         if cells is None:
             break
-        if not cells or all(c.strip() == "" for c in cells):
-            continue
         if header is None:
-            header = [c.strip() for c in cells]
+            if cells and any(c.strip() for c in cells):
+                header = [c.strip() for c in cells]
             continue
         continued = lines.lines[start + 1 : lines.pos]
-        if continued and _ran_on(cells, len(header)):
-            alone = next(csv.reader([lines.lines[start]], delimiter=delimiter), [])
-            rows.append(Row(start + 1, alone, unclosed_quote=True))
+        first = lines.lines[start]
+        if overflow and '"' not in first:  # no quote: the line itself holds the long cell
+            rows.append(Row(start + 1, _alone(first, delimiter), too_long=True))
             lines.pos = start + 1
+            continue
+        if overflow or (continued and _ran_on(cells, len(header), continued, delimiter)):
+            rows.append(Row(start + 1, _alone(first, delimiter), unclosed_quote=True))
+            lines.pos = start + 1
+            continue
+        if not cells or all(c.strip() == "" for c in cells):
             continue
         rows.append(Row(start + 1, cells))
     return header or [], rows
@@ -335,6 +368,11 @@ def check_width(row: Row, header: list[str]) -> None:
             "a quote opened on this line is not closed before the rows that follow: the line "
             "is put aside and the lines after it are read as rows",
         )
+    if row.too_long:
+        raise RowError(
+            UNPARSEABLE_VALUE,
+            f"a cell of this line is longer than {csv.field_size_limit()} characters",
+        )
     if len(row.cells) != len(header):
         raise RowError(
             UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
@@ -362,9 +400,9 @@ def parse_rows(
         try:
             out, identity = parse_one(row)
         except RowError as err:
-            if len(row.cells) == width and not row.unclosed_quote:
+            if len(row.cells) == width and not row.misread:
                 rejects.append(Reject(row.position, err.check_name, err.reason, excerpt(row)))
-            elif row.unclosed_quote:  # the reason names no cell; the cells may be shifted
+            elif row.misread:  # the reason names no cell; the cells may be shifted
                 rejects.append(Reject(row.position, err.check_name, err.reason, None))
             else:
                 reason = (

@@ -144,7 +144,7 @@ def test_junk_file_without_any_record_is_still_put_aside(home, tmp_path):
 # --------------------------------------------------------------------------- long lines
 def test_twenty_megabyte_single_line_files(home, tmp_path):
     """HL7: one 20 MB line outside any message is one malformed record. CSV: a 20 MB cell is
-    over the csv module's field limit, so the whole file is ``unreadable_file`` (bytes kept)."""
+    over the csv module's field limit: that row is put aside, the good row before it loads."""
     landing = tmp_path / "landing"
     write(landing / "hl7" / "long.hl7", b"X" * (20 << 20))
     write(landing / "meds" / "long.csv", MEDS_HEADER + MEDS_ROW + "Y" * (20 << 20) + "\n")
@@ -153,8 +153,8 @@ def test_twenty_megabyte_single_line_files(home, tmp_path):
     hl7 = files["hl7/long.hl7"]
     assert (hl7["received"], hl7["quarantined"], hl7["checks"][0][0]) == (1, 1, "malformed_message")
     meds = files["meds/long.csv"]
-    assert (meds["status"], meds["quarantined"]) == ("failed", 1)
-    assert meds["checks"][0][0] == "unreadable_file" and "Error" in meds["checks"][0][1]
+    assert (meds["status"], meds["received"], meds["accepted"]) == ("parsed", 2, 1)
+    assert meds["checks"][0][0] == "unparseable_value" and "longer than" in meds["checks"][0][1]
     assert_good_loaded(files, good)
 
 

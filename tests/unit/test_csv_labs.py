@@ -491,3 +491,28 @@ def test_a_quote_closed_on_a_later_line_loses_no_row():
     )
     assert [r.position for r in res.rejects] == ["line 2"]
     assert res.rows["position"].to_list() == ["line 3"]
+
+
+def test_a_run_on_of_the_right_width_by_chance_loses_no_row():
+    # line 2's stray quote runs to the quote of line 4; by chance the joined record has the
+    # header's 12 cells. It swallowed line 3, a whole row by itself: still a run-on.
+    res = parse_north_lines(
+        [
+            'M1,"Doe,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F',  # 2
+            "M1,,,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F",  # 3
+            'M1"x,,2023-01-08 08:30,E2SENS,E2,13,pg/mL,,,A4',  # 4
+        ]
+    )
+    assert [r.position for r in res.rejects][:1] == ["line 2"]
+    assert "quote" in res.rejects[0].reason
+    assert "line 3" in res.rows["position"].to_list()
+    assert 12.0 in res.rows["value_num_original"].to_list()
+
+
+def test_a_run_on_past_the_csv_field_limit_loses_no_row():
+    # a stray quote with > 128 KiB of rows after it: the csv module gives up on the field;
+    # the line is put aside and every row after it is read (the file was unreadable before)
+    rows = [f"M1,,,2023-01-07 08:30,E2SENS,E2,{n},pg/mL,,,A{n},F" for n in range(3000)]
+    res = parse_north_lines(['M1,"Doe,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F', *rows])
+    assert [(r.position, "quote" in r.reason) for r in res.rejects] == [("line 2", True)]
+    assert res.rows.height == 3000 and res.received == 3001
