@@ -14,8 +14,8 @@ concepts AS (
 )
 
 SELECT
-    CAST(hash(m.medication_record_id) >> 1 AS BIGINT) AS drug_exposure_id,
-    CAST(hash(m.patient_key) >> 1 AS BIGINT) AS person_id,
+    CAST(('0x' || left(md5(m.medication_record_id), 15)) AS BIGINT) AS drug_exposure_id,
+    CAST(('0x' || left(md5(m.patient_key), 15)) AS BIGINT) AS person_id,
     coalesce(c.concept_id, 0) AS drug_concept_id,
     m.start_date AS drug_exposure_start_date,
     CAST(m.start_date AS TIMESTAMP) AS drug_exposure_start_datetime,

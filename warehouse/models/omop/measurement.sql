@@ -16,8 +16,8 @@ concepts AS (
 )
 
 SELECT
-    CAST(hash(r.result_id) >> 1 AS BIGINT) AS measurement_id,
-    CAST(hash(r.patient_key) >> 1 AS BIGINT) AS person_id,
+    CAST(('0x' || left(md5(r.result_id), 15)) AS BIGINT) AS measurement_id,
+    CAST(('0x' || left(md5(r.patient_key), 15)) AS BIGINT) AS person_id,
     -- the value's concept: a molar LOINC whose value is stored in a mass unit is a mass
     -- concentration (measurement_stored); its own concept is the source concept
     coalesce(sc.concept_id, mc.concept_id, 0) AS measurement_concept_id,

@@ -17,8 +17,8 @@ dated AS (
 )
 
 SELECT
-    CAST(hash(patient_key) >> 1 AS BIGINT) AS observation_period_id,
-    CAST(hash(patient_key) >> 1 AS BIGINT) AS person_id,
+    CAST(('0x' || left(md5(patient_key), 15)) AS BIGINT) AS observation_period_id,
+    CAST(('0x' || left(md5(patient_key), 15)) AS BIGINT) AS person_id,
     min(d) AS observation_period_start_date,
     max(d) AS observation_period_end_date,
     32817 AS period_type_concept_id  -- 32817 | EHR

@@ -1,10 +1,11 @@
 -- omop.person: OMOP CDM v5.4 PERSON, one row per core.dim_patient patient with a known birth
 -- year (year_of_birth is required by the CDM; a patient seen only in the medication feed has
 -- none until a lab or DXA record brings it, and is left out of every omop view until then).
--- person_id is a stable 63-bit hash of the pseudonymous patient_key; person_source_value is
--- the pseudonymous key itself (never an MRN).
+-- person_id is the first 15 hex digits (60 bits) of md5(patient_key), the same in any tool
+-- and DuckDB version (every omop *_id is made so from its row's key); person_source_value
+-- is the pseudonymous key itself (never an MRN).
 SELECT
-    CAST(hash(patient_key) >> 1 AS BIGINT) AS person_id,
+    CAST(('0x' || left(md5(patient_key), 15)) AS BIGINT) AS person_id,
     CASE sex WHEN 'M' THEN 8507 WHEN 'F' THEN 8532 ELSE 0 END AS gender_concept_id,  -- 8507 MALE | 8532 FEMALE
     birth_year AS year_of_birth,
     CAST(NULL AS INTEGER) AS month_of_birth,
