@@ -84,12 +84,15 @@ class _Lines:
 def _ran_on(cells: list[str], width: int, continued: list[str], delimiter: str) -> bool:
     """Whether a record that spans lines is an unclosed quote rather than a quoted cell with
     line breaks: it has the wrong number of cells, or (a coincidence of widths) it swallowed
-    a line that is a whole row by itself: no quote, the header's number of cells (for tables
-    of four columns or more, where a line of a quoted text rarely has that many delimiters)."""
+    a line that is a whole row by itself: its quotes balanced (none, or ``"Cher"``) and the
+    header's number of cells read alone (for tables of four columns or more, where a line of
+    a quoted text rarely has that many delimiters). The line that closes a real quoted cell
+    holds an odd number of quotes; a quote that never closes runs to the end of the file,
+    whose last line is then checked like the others."""
     if len(cells) != width:
         return True
     return width >= 4 and any(
-        '"' not in line and line.count(delimiter) == width - 1 for line in continued[:-1]
+        line.count('"') % 2 == 0 and len(_alone(line, delimiter)) == width for line in continued
     )
 
 

@@ -516,3 +516,27 @@ def test_a_run_on_past_the_csv_field_limit_loses_no_row():
     res = parse_north_lines(['M1,"Doe,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F', *rows])
     assert [(r.position, "quote" in r.reason) for r in res.rejects] == [("line 2", True)]
     assert res.rows.height == 3000 and res.received == 3001
+
+
+def test_a_quote_that_never_closes_or_closes_in_a_whole_row_loses_no_row():
+    # line 2's stray quote (its last cell) runs to the end of the file: the csv module gives
+    # one record of the right width holding line 3; line 3 is a row of its own
+    res = parse_north_lines(
+        [
+            'M1,,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,"',  # 2
+            "M2,,,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F",  # 3
+        ]
+    )
+    assert [r.position for r in res.rejects] == ["line 2"]
+    assert res.rows["position"].to_list() == ["line 3"]
+    assert res.rows["value_num_original"].to_list() == [12.0]
+    # the stray quote closes inside line 3, a whole row with a quoted cell of its own
+    res = parse_north_lines(
+        [
+            'M1,"Doe,,2023-01-06 08:30,E2SENS,E2,11,pg/mL,,,A2,F',  # 2
+            'M2,"Cher",,2023-01-07 08:30,E2SENS,E2,12,pg/mL,,,A3,F',  # 3
+            "M3,,,2023-01-08 08:30,E2SENS,E2,13,pg/mL,,,A4,F",  # 4
+        ]
+    )
+    assert [r.position for r in res.rejects] == ["line 2"]
+    assert res.rows["position"].to_list() == ["line 3", "line 4"]
