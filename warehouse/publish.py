@@ -68,24 +68,32 @@ def remove_stale_snapshots(folder: Path) -> list[str]:
 
 
 def publish_run(home: Home, run_id: str) -> Path:
-    """A run's last writing step: publish, then record the run finished. The snapshot shows
-    the run as it is recorded right after: 'success', at the same ``finished_at``."""
+    """A run's last writing step: write the snapshot, record the run finished, then swap the
+    snapshot in. The snapshot shows the run as recorded: 'success', at the same
+    ``finished_at``; when recording fails the new snapshot is dropped, not published."""
     from warehouse import steps
 
     finished_at = steps.now()
-    path = publish(home, finished_run=(run_id, finished_at))
-    steps.finish_run(home, run_id, at=finished_at)
-    return path
+    return publish(
+        home,
+        finished_run=(run_id, finished_at),
+        before_swap=lambda: steps.finish_run(home, run_id, at=finished_at),
+    )
 
 
 def publish(
-    home: Home, *, comment_hook=apply_comments, finished_run: tuple[str, object] | None = None
+    home: Home,
+    *,
+    comment_hook=apply_comments,
+    finished_run: tuple[str, object] | None = None,
+    before_swap=None,
 ) -> Path:
     """Write a fresh snapshot and swap it in atomically; returns the published path.
 
     ``comment_hook`` writes the table/column descriptions into the snapshot (default: the
     Pandera models' descriptions); ``finished_run`` (run id, time) is the run publishing,
-    shown finished in the snapshot's raw.runs (``publish_run``)."""
+    shown finished in the snapshot's raw.runs, and ``before_swap`` runs between writing the
+    snapshot and swapping it in (``publish_run``)."""
     target = home.published
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_snapshots(target.parent)
@@ -119,6 +127,13 @@ def publish(
         dst.execute("CHECKPOINT")
     finally:
         dst.close()
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    try:
+        if before_swap:
+            before_swap()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        for leftover in (tmp, Path(str(tmp) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
     return target

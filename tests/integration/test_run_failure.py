@@ -91,3 +91,25 @@ def test_next_run_records_a_dead_run_the_sensor_missed(home):
         ("next-run", "running", False),
         ("outside-lock", "failure", True),
     ]
+
+
+def test_a_run_whose_finish_cannot_be_recorded_publishes_nothing(home, monkeypatch):
+    # the snapshot would show the run 'success' while raw.runs keeps it 'running': it is
+    # dropped instead, and the analysts keep the previous snapshot
+    from warehouse import locks, params
+    from warehouse.publish import publish, publish_run
+
+    steps.build_core(home, params.core_params())
+    publish(home)
+    before = home.published.read_bytes()
+    steps.start_run(home, "r2", home.landing)
+
+    def busy(*args, **kwargs):
+        raise locks.WarehouseBusy("warehouse.duckdb is locked by process 1")
+
+    monkeypatch.setattr(steps, "finish_run", busy)
+    with pytest.raises(locks.WarehouseBusy):
+        publish_run(home, "r2")
+    assert home.published.read_bytes() == before
+    assert [p.name for p in home.published.parent.iterdir()] == [home.published.name]
+    assert runs(home) == [("r2", "running", False)]
