@@ -47,10 +47,11 @@ def cmd_generate(args) -> int:
 class RunFailed(RuntimeError):
     """A pipeline run ended in failure; ``where`` says what raw.runs recorded of it."""
 
-    def __init__(self, run_id: str, failures: list[str], where: str):
+    def __init__(self, run_id: str, failures: list[str], where: str, busy: bool = False):
         self.run_id = run_id
         self.where = where
         self.failures = failures
+        self.busy = busy  # a step failed because the warehouse stayed locked
         super().__init__(f"run {run_id} failed ({where}): " + "; ".join(failures))
 
 
@@ -84,13 +85,30 @@ def run_pipeline(
             raise_on_error=False,
         )
     if not result.success:
-        failures = [
-            f"{ev.step_key}: {_first_line(ev.event_specific_data.error.message)}"
-            for ev in result.get_step_failure_events()
-        ]
+        causes = step_failures(result)
+        failures = [f"{step}: {message}" for step, _, message in causes]
         where = _record_failure(home, result.run_id)
-        raise RunFailed(result.run_id, failures or ["see the Dagster run log"], where)
+        busy = any(cls == "WarehouseBusy" for _, cls, _ in causes)
+        raise RunFailed(result.run_id, failures or ["see the Dagster run log"], where, busy)
     return result
+
+
+def step_failures(result) -> list[tuple[str, str, str]]:
+    """(step, error class, first message line) of each failed step, for the error that caused
+    it (Dagster wraps a step's exception in one of its own)."""
+    out = []
+    for ev in result.all_events:
+        if not (ev.is_step_failure or ev.event_type_value == "RESOURCE_INIT_FAILURE"):
+            continue
+        error = ev.event_specific_data.error
+        while error.cause is not None and error.cls_name.startswith("Dagster"):
+            error = error.cause
+        message = _first_line(error.message)
+        head, sep, rest = message.partition(": ")  # "module.Class: text" → "text"
+        if sep and head.rsplit(".", 1)[-1] == error.cls_name:
+            message = rest
+        out.append((ev.step_key or "resources", error.cls_name, message))
+    return out
 
 
 def _record_failure(home: Home, run_id: str) -> str:
@@ -173,7 +191,7 @@ def cmd_run(args) -> int:
         for failure in err.failures:
             print(f"  {failure}", file=sys.stderr)
         print("  fix the cause and run again: nothing received is lost", file=sys.stderr)
-        return 1
+        return 3 if err.busy else 1
     _print_run_summary(home, result.run_id)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     print(f"  warehouse (writer):  {home.warehouse}")
@@ -321,16 +339,18 @@ def with_pl_config(frame) -> None:
 # --------------------------------------------------------------------------- reprocess
 def cmd_reprocess(args) -> int:
     from pipelines.ops import run_reprocess
+    from warehouse import locks
 
     home = _home(args)
     features = {"full_rebuild": True} if args.full_rebuild else None
     t0 = time.perf_counter()
-    result = run_reprocess(home, file_sha256=args.file, day=args.day, features=features)
+    with locks.run_lock(home.run_lock):  # waits for a run in progress, then fails clearly
+        result = run_reprocess(home, file_sha256=args.file, day=args.day, features=features)
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"reprocess failed: {event.step_failure_data.error.message}", file=sys.stderr)
-        return 1
+        causes = step_failures(result)
+        for step, _, message in causes:
+            print(f"reprocess failed: {step}: {message}", file=sys.stderr)
+        return 3 if any(cls == "WarehouseBusy" for _, cls, _ in causes) else 1
     _print_run_summary(home, result.run_id)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     return 0
@@ -455,13 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "quarantine" and args.action == "show" and args.id is None:
         print("quarantine show needs an ID", file=sys.stderr)
         return 2
-    from warehouse.locks import WarehouseBusy
+    from warehouse.locks import BadSetting, WarehouseBusy
 
     try:
         return args.func(args)
     except WarehouseBusy as err:
         print(f"warehouse busy: {err}", file=sys.stderr)
         return 3
+    except BadSetting as err:
+        print(f"setting: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

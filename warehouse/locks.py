@@ -38,15 +38,19 @@ class WarehouseBusy(RuntimeError):
     """Another process kept the database file locked for longer than the wait bound."""
 
 
+class BadSetting(ValueError):
+    """``$LABWH_LOCK_WAIT_S`` is not a number of seconds."""
+
+
 def wait_bound() -> float:
-    """Seconds to wait for a lock: ``$LABWH_LOCK_WAIT_S``, else 120."""
+    """Seconds to wait for a lock: ``$LABWH_LOCK_WAIT_S``, else 120 (``inf``: no bound)."""
     raw = os.environ.get(WAIT_ENV, "")
     try:
         value = float(raw) if raw.strip() else DEFAULT_WAIT_S
     except ValueError:
-        raise ValueError(f"{WAIT_ENV} must be a number of seconds, not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{WAIT_ENV} must be >= 0, not {raw!r}")
+        raise BadSetting(f"{WAIT_ENV} must be a number of seconds, not {raw!r}") from None
+    if not value >= 0:  # NaN too
+        raise BadSetting(f"{WAIT_ENV} must be a number of seconds >= 0, not {raw!r}")
     return value
 
 
@@ -87,12 +91,12 @@ def _wait_for(attempt, wait_s: float | None, what: str):
         left = deadline - time.monotonic()
         if left <= 0:
             raise WarehouseBusy(
-                f"{what.format(who=who)}: waited {bound:.0f}s. Another labwh run, report, "
+                f"{what.format(who=who)}: waited {bound:g}s. Another labwh run, report, "
                 f"quarantine or dagster process is using it: try again when it ends, or "
                 f"raise ${WAIT_ENV}."
             )
         if not announced:
-            log.warning("%s: waiting up to %.0fs", what.format(who=who), bound)
+            log.warning("%s: waiting up to %gs", what.format(who=who), bound)
             announced = True
         time.sleep(min(delay, left))
         delay = min(delay * 2, 2.0)

@@ -106,7 +106,7 @@ def test_other_io_errors_are_not_waited_for(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["soon", "-1"])
-def test_a_bad_wait_bound_is_refused(value, monkeypatch):
+def test_a_bad_wait_bound_is_refused(value, monkeypatch):  # noqa: D103
     monkeypatch.setenv(locks.WAIT_ENV, value)
     with pytest.raises(ValueError, match=locks.WAIT_ENV):
         locks.wait_bound()
@@ -161,3 +161,40 @@ def test_a_dagster_run_holds_the_run_lock_for_its_steps(home, monkeypatch):
     # and lets go when the run ends
     with locks.run_lock(home.run_lock, wait_s=0):
         pass
+
+
+def test_a_step_that_finds_the_warehouse_busy_fails_the_run_with_exit_3(warehouse, capsys):
+    # the cause is named (Dagster wraps it in its own step error), the exit code says "busy"
+    os.environ[locks.WAIT_ENV] = "0.5"
+    reader = hold(HOLD_DB, warehouse.warehouse, "ro", 30)
+    try:
+        assert cli.main(["run"]) == 3
+    finally:
+        reader.kill()
+        reader.wait()
+        del os.environ[locks.WAIT_ENV]
+    err = capsys.readouterr().err
+    summary = err[err.index("FAILED") :].splitlines()
+    assert summary[1].startswith(
+        f"  raw__files: warehouse.duckdb is locked by process {reader.pid}"
+    )
+
+
+def test_reprocess_while_a_run_holds_the_lock_exits_3(home, monkeypatch, capsys):
+    monkeypatch.setenv(locks.WAIT_ENV, "0.3")
+    holder = hold(HOLD_RUN_LOCK, home.run_lock, 30)
+    try:
+        assert cli.main(["reprocess", "--day", "2024-01-01"]) == 3
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert err.startswith("warehouse busy: another run") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_a_bad_lock_wait_setting_is_a_message(home, monkeypatch, capsys, value):
+    monkeypatch.setenv(locks.WAIT_ENV, value)
+    assert cli.main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"setting: {locks.WAIT_ENV} must be a number") and value in err
