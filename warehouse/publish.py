@@ -24,16 +24,20 @@ from warehouse.runner import MODELS_DIR, bind, model_sql
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
 PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs")
 
-# Landing paths are data a source chooses: one that names files by patient
+# Landing paths (file names and source folders) are data a source chooses: one that names files by patient
 # (``DOE_JOHN_MRN0042.hl7``) would reach analysts through them. The snapshot carries them
 # masked (transforms/reporting/masking.py, as the quality reports show them); lineage is the
 # file's sha256, and the writer's warehouse keeps the names for operations. Besides the
 # patterns, every word that is a patient's name or identifier in the identity store goes.
 MASK_FILE_NAMES = (
-    "UPDATE raw.files SET name = mask_identifiers(name)",
-    # a duplicate delivery's position quotes the path it came under
-    "UPDATE quality.quarantine SET position = mask_identifiers(position) "
-    "WHERE check_name = $duplicate",
+    "UPDATE raw.files SET name = mask_identifiers(name), source = mask_identifiers(source)",
+    "UPDATE raw.runs SET landing_dir = mask_identifiers(landing_dir)",
+    # a duplicate delivery's position quotes the path it came under; an unsupported file's
+    # reason names its source folder
+    "UPDATE quality.quarantine SET source = mask_identifiers(source), "
+    "reason = mask_identifiers(reason), "
+    "position = CASE WHEN check_name = $duplicate THEN mask_identifiers(position) "
+    "ELSE position END",
 )
 
 

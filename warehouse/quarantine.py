@@ -25,7 +25,7 @@ from warehouse.home import Home
 from warehouse.identity import known_words
 from warehouse.quality_queries import connect_read_only, query
 
-MASKED_COLUMNS = ("reason", "excerpt", "file_name", "position")
+MASKED_COLUMNS = ("reason", "excerpt", "file_name", "position", "source")
 
 
 def _masked(frame: pl.DataFrame, known: frozenset[str]) -> pl.DataFrame:

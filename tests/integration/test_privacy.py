@@ -405,7 +405,7 @@ def test_rekey_writes_a_new_owner_only_key_file(tmp_path, monkeypatch):
 
 NAMED_HL7 = (
     "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|L|L|20230105093000||ORU^R01|M1|P|2.5.1\r"
-    "PID|1||Q7731^^^NORTH_CLINIC^MR||Vandersloot^Ebenezer||19580312|M\r"
+    "PID|1||Q7731^^^NORTH_CLINIC^MR||Müller-García^Ebenezer||19580312|M\r"
     "OBR|1||F1|HORM^Hormone panel^L|||20230105083000|||||||||||||||||F\r"
     "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN|1|18.4|pg/mL|10-40|N|||F\r"
     "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN|2|7|furlong|||N|||F\r"
@@ -413,9 +413,13 @@ NAMED_HL7 = (
 
 
 def test_a_patient_named_in_a_landing_file_name_is_masked_everywhere_shown(home, tmp_path, capsys):
-    """Sources name files by patient (``Vandersloot_Ebenezer_Q7731.hl7``): no pattern tells
-    such a name from a word, but the identity store knows it, so the snapshot, the quality
-    report and `labwh quarantine list` mask it (the writer's warehouse keeps the name)."""
+    """Sources name files and folders by patient (``Mueller_Garcia_Ebenezer_Q7731.hl7``): no
+    pattern tells such a name from a word, but the identity store knows it (Müller-García),
+    so the snapshot, the quality report and `labwh quarantine list` mask it in any spelling:
+    case, accents, transliteration, decomposed Unicode, joined words (the writer's
+    warehouse keeps the names)."""
+    import unicodedata
+
     from pipelines.cli import main
     from warehouse import params, steps
     from warehouse.publish import publish
@@ -423,11 +427,16 @@ def test_a_patient_named_in_a_landing_file_name_is_masked_everywhere_shown(home,
 
     landing = tmp_path / "landing"
     (landing / "hl7").mkdir(parents=True)
-    (landing / "hl7" / "Vandersloot_Ebenezer_Q7731.hl7").write_text(NAMED_HL7)
-    (landing / "hl7" / "copy of EBENEZER vandersloot.hl7").write_text(NAMED_HL7)  # duplicate
+    (landing / "hl7" / "Mueller_Garcia_Ebenezer_Q7731.hl7").write_text(NAMED_HL7)
+    dup = unicodedata.normalize("NFD", "copy of EBENEZER MüllerGarcía.hl7")  # as macOS writes
+    (landing / "hl7" / dup).write_text(NAMED_HL7)  # the same bytes: a duplicate delivery
+    folder = landing / "lab_csv" / "Ebenezer_Muller"  # a source folder no mapping covers
+    folder.mkdir(parents=True)
+    (folder / "labs.csv").write_text("MRN,Result\nQ7731,18\n")
     steps.start_run(home, "r1", landing)
     steps.land(home, landing, "r1")
-    steps.stage(home, "hl7", "r1")
+    for feed in ("hl7", "lab_csv"):
+        steps.stage(home, feed, "r1")
     steps.build_core(home, params.core_params())
     steps.finish_run(home, "r1")
     publish(home)
@@ -435,7 +444,7 @@ def test_a_patient_named_in_a_landing_file_name_is_masked_everywhere_shown(home,
     assert main(["quarantine", "list", "--all"]) == 0
     cli_out = capsys.readouterr().out
 
-    secrets = ("vandersloot", "ebenezer", "q7731")
+    secrets = ("müller", "muller", "mueller", "garcía", "garcia", "ebenezer", "q7731")
     snapshot = database_text(home.published)
     assert "has no conversion to pg/mL" in snapshot["quality.quarantine"]  # the unit record
     shown = {
@@ -444,9 +453,16 @@ def test_a_patient_named_in_a_landing_file_name_is_masked_everywhere_shown(home,
         "quality report": html.unescape(report),
         "quarantine list": cli_out,
     }
-    leaks = {k: s for k, text in shown.items() for s in secrets if s in text.lower()}
+    leaks = {
+        k: s
+        for k, text in shown.items()
+        for s in secrets
+        if s in unicodedata.normalize("NFC", text).lower()
+    }
     assert not leaks, leaks
-    assert "hl7/▒▒▒_▒▒▒_▒▒▒.hl7" in snapshot["raw.files"]  # the rest of the name stays
-    assert "▒▒▒_▒▒▒_▒▒▒.hl7" in shown["quality report"]
+    assert "hl7/▒▒▒_▒▒▒_▒▒▒_▒▒▒.hl7" in snapshot["raw.files"]  # the rest of the name stays
+    assert "lab_csv/▒▒▒_▒▒▒/labs.csv" in snapshot["raw.files"]
+    assert "▒▒▒_▒▒▒_▒▒▒_▒▒▒.hl7" in shown["quality report"]
+    assert "copy of ▒▒▒ ▒▒▒.hl7" in shown["published quarantine"]
     # the writer's warehouse keeps the names: operations find the delivery by them
-    assert "Vandersloot_Ebenezer_Q7731.hl7" in database_text(home.warehouse)["raw.files"]
+    assert "Mueller_Garcia_Ebenezer_Q7731.hl7" in database_text(home.warehouse)["raw.files"]

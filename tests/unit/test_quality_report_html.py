@@ -41,15 +41,27 @@ def test_mask_identifiers(text, expected):
 
 
 def test_known_words_are_masked_whole_and_case_blind():
+    import unicodedata
+
     from transforms.reporting.masking import known_words
 
     known = known_words(["Müller-Lüdenscheidt", "Jo", None, "A", "q7731"])
-    assert known == {"müller", "lüdenscheidt", "jo", "q7731"}  # one letter is no name
+    # every spelling: as is, without accents, transliterated; one letter is no name
+    assert known == {"müller", "muller", "mueller", "lüdenscheidt", "ludenscheidt"} | {
+        "luedenscheidt",
+        "jo",
+        "q7731",
+    }
     m3 = MASK * 3
     assert (
         mask_identifiers("lab/MÜLLER_jo Q7731 joint.csv", known) == f"lab/{m3}_{m3} {m3} joint.csv"
     )
     assert mask_identifiers("Müllerova.csv", known) == "Müllerova.csv"  # only whole words
+    # other spellings and joined words of the same names
+    for text in ("MUELLER.csv", "Muller.csv", "JoMüller.csv", "LÜDENSCHEIDTJo.csv"):
+        assert mask_identifiers(text, known) == f"{m3}.csv", text
+    decomposed = unicodedata.normalize("NFD", "Müller.csv")  # as macOS writes names
+    assert mask_identifiers(decomposed, known) == f"{m3}.csv"
 
 
 def test_nice_axis_maximum():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -51,9 +52,56 @@ def _unless_catalogued(match: re.Match) -> str:
 _WORD = re.compile(r"[^\W_]+")
 
 
+_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "æ": "ae", "ø": "oe"})
+
+
+def _folded(word: str) -> set[str]:
+    """The spellings a name is written in: case-folded, without accents (García → garcia),
+    and German-transliterated (Müller → mueller)."""
+    folded = unicodedata.normalize("NFC", word.casefold())
+    bare = "".join(
+        ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch)
+    )
+    return {folded, bare, folded.translate(_TRANSLIT)}
+
+
 def known_words(values: Iterable[str | None]) -> frozenset[str]:
-    """The case-folded words (two characters or more) of names and identifiers."""
-    return frozenset(w.casefold() for v in values if v for w in _WORD.findall(v) if len(w) >= 2)
+    """The spellings (``_folded``) of the words, two characters or more, of names and
+    identifiers."""
+    return frozenset(
+        spelling
+        for v in values
+        if v
+        for w in _WORD.findall(unicodedata.normalize("NFC", v))
+        if len(w) >= 2
+        for spelling in _folded(w)
+    )
+
+
+def _is_known(word: str, known: frozenset[str]) -> bool:
+    if not _folded(word).isdisjoint(known):
+        return True
+    parts = _joined_parts(word)
+    return len(parts) > 1 and any(not _folded(p).isdisjoint(known) for p in parts)
+
+
+def _joined_parts(word: str) -> list[str]:
+    """The parts of a joined word (any script): JohnSmith, OBrien, SMITHJohn, MüllerGarcía,
+    Smith2 — a new part at a lower → upper case step, before the last capital of a capital
+    run followed by a lower-case letter, and between letters and digits."""
+    parts, start = [], 0
+    for i in range(1, len(word)):
+        prev, ch = word[i - 1], word[i]
+        nxt = word[i + 1] if i + 1 < len(word) else ""
+        if (
+            (prev.islower() and ch.isupper())
+            or (prev.isupper() and ch.isupper() and nxt.islower())
+            or (prev.isdigit() != ch.isdigit())
+        ):
+            parts.append(word[start:i])
+            start = i
+    parts.append(word[start:])
+    return parts
 
 
 def mask_identifiers(text: str | None, known: frozenset[str] = frozenset()) -> str:
@@ -63,7 +111,10 @@ def mask_identifiers(text: str | None, known: frozenset[str] = frozenset()) -> s
         return ""
     out = text
     if known:
-        out = _WORD.sub(lambda m: MASK * 3 if m.group(0).casefold() in known else m.group(0), out)
+        out = _WORD.sub(
+            lambda m: MASK * 3 if _is_known(m.group(0), known) else m.group(0),
+            unicodedata.normalize("NFC", out),
+        )
     out = _PATIENT_SEGMENTS.sub(lambda m: m.group(1) + "|" + MASK * 3, out)
     out = _XPN.sub(MASK * 3, out)
     out = _ISO_DATE.sub(lambda m: f"{m.group(1)}-{MASK * 2}-{MASK * 2}", out)

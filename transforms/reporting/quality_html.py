@@ -167,7 +167,7 @@ def _feeds_section(data: QualityReportData) -> str:
 def _file_row(f: dict, known: frozenset[str]) -> list[str]:
     return [
         _cell(f["feed"]),
-        _cell(f["source"] or ""),
+        _cell(mask_identifiers(f["source"], known)),
         _cell(f["file_sha256"][:12], "mono"),
         _cell(mask_identifiers(f["name"], known), "text mono"),
         _cell(f["bytes"]),
