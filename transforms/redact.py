@@ -23,10 +23,12 @@ _DATA_LIKE = re.compile(r"^\s*(?:<=|>=|<|>|=)?\s*[+\-]?[0-9.,][0-9\s.,]*$|^\s*$"
 _TOKEN = re.compile(r"^[A-Za-z0-9/\[\]%.*^_-]{1,12}$")  # one word: no spaces
 _NAME_LIKE = re.compile(r"^[A-Za-z]{5,}$|[A-Za-z]{5,}\s+[A-Za-z]{2,}")
 _ID_LIKE = re.compile(r"^[A-Za-z]{1,4}\d{5,}$|^\d{6,}$")
-# what no lab writes as one number but a date or a phone is: two or more dots
-# (`12.03.1958`), three or more digit groups split by spaces (`555 867 5309`), or more
-# than six digits in all (`1.364.000` goes with them: its shape still says what it is)
-_SPLIT_LIKE = re.compile(r"\..*\.|\d\s+\d+\s+\d")
+# what no lab writes as one number but a date or a phone is: two or more dots or commas
+# (`12.03.1958`, `12,03,58`; `1.364.000` goes with them: its shape still says what it is),
+# three or more digit groups split by spaces (`555 867 5309`), or more than six digits
+# without a decimal separator (`5550102`); a decimal (`0.0001234`, `12345.67`) is a value
+_SPLIT_LIKE = re.compile(r"[.,].*[.,]|\d\s+\d+\s+\d")
+_DECIMAL = re.compile(r"^\s*(?:<=|>=|<|>|=)?\s*[+\-]?\d*[.,]\d+\s*$")
 
 
 def shape(cell: str | None, limit: int = 24) -> str:
@@ -43,7 +45,7 @@ def shown(cell: str | None) -> str:
         _DATA_LIKE.match(cell)
         and not _ID_LIKE.match(cell.strip())
         and not _SPLIT_LIKE.search(cell)
-        and sum(ch.isdigit() for ch in cell) <= 6
+        and (sum(ch.isdigit() for ch in cell) <= 6 or _DECIMAL.match(cell))
     )
     return cell if number_like else shape(cell)
 

@@ -40,3 +40,10 @@ def test_shown_shapes_dates_and_phones_split_by_dots_or_spaces():
     assert shown("0 555 867") == "9 999 999"
     assert shown("1,364,000") == "9,999,999"  # seven digits: could be a phone
     assert shown("12.5") == "12.5" and shown("1 234") == "1 234"
+    assert shown("12,03,58") == "99,99,99"  # a date written with commas
+
+
+def test_shown_keeps_decimals_with_many_digits():
+    for kept in ("0.0001234", "12345.67", "123.4567", "95000.00", "21.700000000000003", "<0,00012"):
+        assert shown(kept) == kept
+    assert shown("5550102") == "9999999" and shown("1234567890") == "9999999999"
