@@ -119,7 +119,9 @@ def register_deliveries(
         if seen:
             continue
         known = con.execute(
-            "SELECT feed, source, name FROM raw.files WHERE file_sha256 = $s", {"s": sha}
+            "SELECT feed, source, name, status <> 'received' AND coalesce(n_accepted, 0) = 0 "
+            "FROM raw.files WHERE file_sha256 = $s",
+            {"s": sha},
         ).fetchone()
         con.execute("BEGIN")
         try:
@@ -186,13 +188,15 @@ def register_deliveries(
 
 
 def _out_of_the_wrong_folder(recorded: tuple, lf: LandingFile) -> bool:
-    """Known bytes recorded where no parser takes them (a wrong or unmapped folder, a wrong
-    extension: ``unsupported_file``) and delivered again where one does: the delivery that
-    counts, not a duplicate of the misplaced one."""
-    return (
-        unsupported_reason(*recorded) is not None
-        and unsupported_reason(lf.feed, lf.source, lf.name) is None
-    )
+    """Known bytes delivered again, where a parser takes them, that count as the delivery
+    rather than a duplicate: first recorded where no parser takes them (a wrong or unmapped
+    folder, a wrong extension: ``unsupported_file``), or staged with nothing accepted under
+    another feed or source (a medication export put in a lab folder)."""
+    feed, source, name, accepted_nothing = recorded
+    if unsupported_reason(lf.feed, lf.source, lf.name) is not None:
+        return False
+    moved = (feed, source) != (lf.feed, lf.source)
+    return unsupported_reason(feed, source, name) is not None or (moved and accepted_nothing)
 
 
 def _insert_rejects(con, sha, feed, source, rejects: list[Reject], *, run_id, now) -> None:

@@ -132,3 +132,43 @@ def test_misplaced_and_right_copies_in_one_delivery_stage_the_right_one(home, tm
     _write(landing / "lab_csv" / "zzz-unmapped" / "jan.csv", NORTH_CSV)
     _land_and_stage(home, landing, "r2")
     assert _staged_state(home) == (right, [("duplicate_file", False)], 1)
+
+
+MEDS_CSV = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity\n"
+    "P1,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30\n"
+)
+
+
+def test_bytes_staged_under_a_wrong_feed_with_nothing_accepted_count_in_the_right_one(
+    home, tmp_path
+):
+    from warehouse import steps
+
+    def deliver(folder: str, run_id: str):
+        landing = tmp_path / run_id
+        _write(landing / folder / "meds.csv", MEDS_CSV)
+        steps.start_run(home, run_id, landing)
+        steps.land(home, landing, run_id)
+        for feed in ("lab_csv", "meds"):
+            steps.stage(home, feed, run_id)
+        con = duckdb.connect(str(home.warehouse), read_only=True)
+        try:
+            return con.execute(
+                "SELECT feed, status, n_accepted FROM raw.files"
+            ).fetchall(), con.execute(
+                "SELECT count(*) FILTER (released_at IS NULL), count(*) FROM quality.quarantine"
+            ).fetchone()
+        finally:
+            con.close()
+
+    # a medication export in a lab folder: read as lab CSV, nothing accepted
+    files, (open_rows, _) = deliver("lab_csv/northlab", "r1")
+    assert files == [("lab_csv", "parsed", 0)] and open_rows >= 1
+    # the same bytes in the medication feed: re-pointed and staged there, lab rejects released
+    files, (open_rows, rows) = deliver("meds", "r2")
+    assert files == [("meds", "parsed", 1)] and open_rows == 0 and rows >= 1
+    # the first delivery's path again: already seen, nothing moves back
+    files, (open_rows, _) = deliver("lab_csv/northlab", "r3")
+    assert files == [("meds", "parsed", 1)] and open_rows == 0
