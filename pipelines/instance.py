@@ -16,6 +16,9 @@ import yaml
 
 from warehouse.home import Home
 
+MAX_RUNTIME_S = 6 * 3600
+"""A run still STARTED after this is failed by the daemon's run monitoring."""
+
 WRITER_TAG = "labwh/warehouse"
 """Tag on every run that writes the warehouse; the run queue admits one such run at a time."""
 
@@ -43,7 +46,9 @@ def instance_config(dagster_home: Path) -> dict:
                 "tag_concurrency_limits": [{"key": WRITER_TAG, "limit": 1}],
             }
         },
-        "run_monitoring": {"enabled": True},
+        # the default launcher cannot see a run worker that died (kill -9, a reboot): its run
+        # stays STARTED and holds the one-run queue until this bound fails it
+        "run_monitoring": {"enabled": True, "max_runtime_seconds": MAX_RUNTIME_S},
     }
 
 

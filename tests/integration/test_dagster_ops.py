@@ -65,6 +65,8 @@ def test_instance_yaml_is_local_offline_and_single_writer(home):
     assert cfg["storage"]["sqlite"]["base_dir"] == str(dagster_home / "storage")
     assert cfg["concurrency"]["runs"]["max_concurrent_runs"] == 1
     assert cfg["concurrency"]["runs"]["tag_concurrency_limits"] == [{"key": WRITER_TAG, "limit": 1}]
+    # a run whose worker died is failed by run monitoring after 6 h (it holds the queue)
+    assert cfg["run_monitoring"] == {"enabled": True, "max_runtime_seconds": 6 * 3600}
     # idempotent, and Dagster accepts it
     before = (dagster_home / "dagster.yaml").stat().st_mtime_ns
     assert ensure_instance(home) == dagster_home
@@ -72,6 +74,7 @@ def test_instance_yaml_is_local_offline_and_single_writer(home):
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        assert instance.run_monitoring_max_runtime_seconds == 6 * 3600
         assert str(dagster_home) in instance.root_directory
     finally:
         instance.dispose()
