@@ -5,9 +5,10 @@
 #
 #   scripts/check_reports_chromium.sh [REPORTS_DIR] [SCREENSHOT_DIR]
 #
-# REPORTS_DIR defaults to $LABWH_HOME/reports (or ./data/reports). GX Data Docs
-# (reports/quality/data_docs/) are skipped: they are GX's own pages and load their styles
-# from CDNs. Needs Debian's chromium (apt-get install -y chromium); exits 0 with a notice
+# REPORTS_DIR defaults to $LABWH_HOME/reports (or ./data/reports). GX Data Docs pages
+# (reports/quality/data_docs/) are checked too: they run GX's scripts from the site's local
+# copies, and a copy that is missing or a request to another host is a console error
+# ("Failed to load resource"). Needs Debian's chromium (apt-get install -y chromium); exits 0 with a notice
 # when it is absent. Network is disabled for the page (no request may leave the machine).
 set -euo pipefail
 
@@ -56,7 +57,7 @@ while IFS= read -r -d '' page; do
         timeout 60 "$CHROMIUM" "${flags[@]}" --window-size=1280,2400 \
             --screenshot="$shot" "$url" 2>/dev/null >/dev/null || true
     fi
-done < <(find "$REPORTS" -name '*.html' -not -path '*/data_docs/*' -print0 | sort -z)
+done < <(find "$REPORTS" -name '*.html' -print0 | sort -z)
 
 echo "$checked report(s) checked"
 exit "$status"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ import polars as pl
 import yaml
 
 from transforms.catalog import CONFIG_DIR, load_plausible_ranges
+from transforms.reporting import offline_assets
 from warehouse.home import Home
 from warehouse.quality_queries import connect_read_only, query, table_exists
 
@@ -59,6 +61,8 @@ VALUE_KEYS = frozenset(
 )
 COUNT_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count")
 SITE_NAME = "labwh_quality"
+
+log = logging.getLogger("labwh.quality_gx")
 
 
 def quality_dir(home: Home) -> Path:
@@ -244,6 +248,25 @@ def _store_rows(home: Home, run_id: str, rows: list[dict]) -> None:
         con.execute("COMMIT")
 
 
+def make_offline(site: Path) -> None:
+    """Give a built Data Docs site local copies of its CDN assets and point its pages at
+    them (transforms/reporting/offline_assets.py); a remote tag without a copy is dropped and
+    logged."""
+    assets = offline_assets.load_assets()
+    shutil.copytree(offline_assets.ASSETS_DIR, site / offline_assets.VENDOR_DIR, dirs_exist_ok=True)
+    dropped: set[str] = set()
+    for page in site.rglob("*.html"):
+        html, gone = offline_assets.localize(
+            page.read_text(encoding="utf-8"), assets, offline_assets.relative_root(page, site)
+        )
+        page.write_text(html, encoding="utf-8")
+        dropped.update(gone)
+    for url in sorted(dropped):
+        log.warning(
+            "Data Docs: no local copy of %s (config/data_docs_assets.yaml); tag dropped", url
+        )
+
+
 def run_gx(home: Home, run_id: str, *, as_of: dt.datetime | None = None) -> dict:
     """Validate every table of config/gx_suites.yaml; store results; build Data Docs.
 
@@ -263,6 +286,7 @@ def run_gx(home: Home, run_id: str, *, as_of: dt.datetime | None = None) -> dict
         gx, ctx = _context(scratch)
         results = _validate(gx, ctx, run_id, as_of, frames, suites, ranges)
         ctx.build_data_docs(site_names=[SITE_NAME])
+        make_offline(scratch)
         shutil.copytree(scratch, data_docs_dir(home), dirs_exist_ok=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

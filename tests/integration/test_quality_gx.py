@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import duckdb
 import pytest
@@ -28,6 +29,21 @@ def _all_text(home) -> str:
             parts.append(path.read_bytes().decode("utf-8", errors="replace"))
             parts.append(path.name)
     return "\n".join(parts)
+
+
+def _assert_pages_load_only_local_assets(site):
+    """No Data Docs page loads a script, stylesheet or image from another host, and every
+    local one it loads is in the site."""
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 3
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        for tag in re.findall(r"<(?:script|link|img)\b[^>]*>", html, flags=re.IGNORECASE):
+            url = re.search(r"""\s(?:src|href)\s*=\s*["']([^"']*)["']""", tag)
+            if url is None or url.group(1).startswith(("data:", "#")):
+                continue
+            assert not re.match(r"(?:https?:)?//", url.group(1)), (page.name, tag)
+            assert (page.parent / url.group(1)).resolve().is_file(), (page.name, url.group(1))
 
 
 def test_gx_finds_planted_problems_and_stores_no_values(home):
@@ -74,6 +90,7 @@ def test_gx_finds_planted_problems_and_stores_no_values(home):
     docs = home.reports / "quality" / "data_docs"
     assert (docs / "index.html").exists()
     assert list((docs / "validations" / "core" / "fct_lab_result" / qf.RUN_2).rglob("*.html"))
+    _assert_pages_load_only_local_assets(docs)
 
     report = build_quality_report(home)
     html = report.read_text()

@@ -43,3 +43,26 @@ def test_quality_reports_load_cleanly_and_a_broken_page_is_caught(home, tmp_path
     result = _check(broken)
     assert result.returncode == 1
     assert "Uncaught ReferenceError" in result.stderr
+
+
+def test_data_docs_load_offline_and_a_missing_copy_is_caught(home, tmp_path):
+    """GX's Data Docs pages, rewritten to the site's local assets, load with the network
+    refused and no console message; without the local jQuery they break visibly."""
+    import datetime as dt
+
+    from warehouse.quality_gx import run_gx
+
+    qf.build_quality_warehouse(home)
+    run_gx(home, qf.RUN_2, as_of=dt.datetime(2024, 6, 1))
+    site = home.reports / "quality" / "data_docs"
+    result = _check(site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the index, and per table of config/gx_suites.yaml (6) its suite and its validation page
+    assert "13 report(s) checked" in result.stdout
+
+    broken = tmp_path / "no_jquery"
+    shutil.copytree(site, broken)
+    (broken / "static" / "vendor" / "jquery" / "jquery.min.js").unlink()
+    result = _check(broken)
+    assert result.returncode == 1
+    assert "Failed to load resource" in result.stderr or "$ is not defined" in result.stderr
