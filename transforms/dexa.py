@@ -17,9 +17,10 @@ Names and birth dates go to ``identities`` only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from transforms.records import (
 
 VENDORS = ("hologic", "lunar")
 MEASURES = ("bmd", "t_score", "z_score", "l2_l4_bmd")
+SITE_MEASURES = ("bmd", "t_score", "z_score")  # a staged row has at least one of them
+REQUIRED_COLUMNS = ("patient_id", "scan_date")
 SIDE_FROM_ROW = "row"
 _SIDE_WORDS = {"left": "left", "right": "right", "l": "left", "r": "right"}
 
@@ -77,6 +80,8 @@ class DexaConfig(textio.TableFormat):
     measure_suffixes: Mapping[str, str] = field(default_factory=dict)
     scan_types: tuple[ScanTypeRule, ...] = ()
     units: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # scan types whose regions are one hip: a staged row of theirs needs a side
+    sided_scan_types: frozenset[str] = frozenset()
 
 
 def load_dexa_config(vendor: str, config_dir: Path | None = None) -> DexaConfig:
@@ -120,22 +125,27 @@ def dexa_config_from_dict(vendor: str, raw: Mapping[str, Any]) -> DexaConfig:
             m: {unit_key(u): float(f) for u, f in table.items()}
             for m, table in (raw.get("units") or {}).items()
         },
+        sided_scan_types=frozenset(raw.get("sided_scan_types") or ()),
     )
 
 
 def detect_scan_types(header: list[str], file_name: str, cfg: DexaConfig) -> tuple[str, ...]:
-    """Scan types of a suffix-classified export: from the file name, else from its columns."""
+    """Scan types of a suffix-classified export: those its file name names, plus those its
+    columns show (an `_AP_Spine` file that also holds femur columns reads both). An exclusive
+    type (total body) named by the file name, else shown by the columns, is the only one."""
     name = (file_name or "").lower()
-    for rule in cfg.scan_types:
-        if any(token.lower() in name for token in rule.file_name):
+    named = [r for r in cfg.scan_types if any(t.lower() in name for t in r.file_name)]
+    for rule in named[:1]:
+        if rule.exclusive:
             return (rule.name,)
     have = set(header)
-    found: list[str] = []
-    for rule in cfg.scan_types:
-        if any(c in have for c in rule.detect_columns):
+    shown = [r for r in cfg.scan_types if any(c in have for c in r.detect_columns)]
+    if not named:
+        for rule in shown:
             if rule.exclusive:
                 return (rule.name,)
-            found.append(rule.name)
+    found = [r.name for r in named[:1]]
+    found += [r.name for r in shown if not r.exclusive and r.name not in found]
     return tuple(found)
 
 
@@ -209,8 +219,53 @@ def derive_scan_id(vendor: str, patient_key: str, scan_date, scan_type: str) -> 
     return f"{vendor}-{scan_date:%Y%m%d}-{scan_type}-{digest}"
 
 
+def side_word(text: str | None) -> str | None:
+    """'left' / 'right' when ``text`` has exactly one of the two as a word: a scan type cell
+    ('Left Hip') or a file name ('x_Right_Femur.txt')."""
+    words = set(re.split(r"[^a-z]+", (text or "").lower()))
+    found = [w for w in ("left", "right") if w in words]
+    return found[0] if len(found) == 1 else None
+
+
+# a numeral whose comma can only be a decimal mark: `0,874`, `-1,2`, `1,0345` (never `1,364`)
+_COMMA_DECIMAL = re.compile(r"(?<![\d,.])[+-]?(?:0,\d+|\d+,(?:\d{1,2}|\d{4,}))(?![\d,.])")
+_POINT_DECIMAL = re.compile(r"\d\.\d")
+
+
+def file_decimal(cells: Iterable[str]) -> str:
+    """The decimal mark of a source configured ``decimal: auto``, from its measure cells: ','
+    when some cell can only be read with a decimal comma and none has a decimal point, else
+    '.' (so one export template serves sites with either locale)."""
+    comma = False
+    for cell in cells:
+        if _POINT_DECIMAL.search(cell):
+            return "."
+        comma = comma or bool(_COMMA_DECIMAL.search(cell))
+    return "," if comma else "."
+
+
+def header_problem(header: list[str], cfg: DexaConfig, roles: list[ColumnRole]) -> str | None:
+    """Why no row of a file with this header can be read (each row is rejected with it), or
+    None: a required column missing, no measure column at all, or a column the parser reads
+    appearing twice (which of the two cells holds the value cannot be known)."""
+    absent = list(textio.missing_columns(header, (cfg.header(c) for c in REQUIRED_COLUMNS)))
+    if absent:
+        return f"file lacks columns {absent}"
+    if not any(r.used for r in roles):
+        return (
+            "no column of the file is a BMD, T-score or Z-score column of "
+            f"config/dexa_{cfg.vendor}_columns.yaml"
+        )
+    read = {n for n in cfg.columns.values() if n} | {r.column for r in roles}
+    twice = sorted(n for n in read if header.count(n) > 1)
+    if twice:
+        return f"columns {twice} appear more than once in the header"
+    return None
+
+
 def _row_scan_type(cell: str, cfg: DexaConfig) -> str | None:
-    value = cell.strip().lower()
+    # 'Left Hip' is a hip scan (its side is read by side_word)
+    value = " ".join(w for w in cell.strip().lower().split() if w not in ("left", "right"))
     for name, values in cfg.scan_type_values.items():
         if value in values:
             return name
@@ -242,9 +297,18 @@ def _row_side(cell: str) -> str | None:
 
 
 def _sites(
-    row: textio.Row, get: Callable, roles: list[ColumnRole], cfg: DexaConfig
+    row: textio.Row,
+    get: Callable,
+    roles: list[ColumnRole],
+    cfg: DexaConfig,
+    fallback_side: str | None,
 ) -> dict[tuple[str, str | None], dict[str, Any]]:
-    """(site, side) → {'region': …, measure: value} for the row's measured regions."""
+    """(site, side) → {'region': …, measure: value} for the row's measured regions.
+
+    A region of a sided scan type (a hip) takes its side from the column, else the side cell,
+    else ``fallback_side`` (the scan type cell, the file name); without one the row is
+    rejected, since two hips without sides would be one row of core.
+    """
     groups: dict[tuple[str, str | None], dict[str, Any]] = {}
     row_side = None
     for role in roles:
@@ -255,11 +319,20 @@ def _sites(
         if side == SIDE_FROM_ROW:
             row_side = row_side or _row_side(get(row, cfg.header("side")))
             side = row_side
+        if side in (None, SIDE_FROM_ROW) and role.scan_type in cfg.sided_scan_types:
+            side = fallback_side
+            if side is None:
+                raise textio.RowError(
+                    UNPARSEABLE_VALUE,
+                    f"hip region {role.region!r} has no side: no Left/Right in the side cell, "
+                    "the scan type or the file name",
+                )
         g = groups.setdefault((role.site, side), {"region": role.region})
         if role.measure == "bmd":
             g["region"] = role.region
         g[role.measure] = value
-    return groups
+    # an L2-L4 BMD alone is no row: it only sits beside an L1-L4 value
+    return {k: g for k, g in groups.items() if any(m in g for m in SITE_MEASURES)}
 
 
 def _scan_rows(
@@ -268,6 +341,7 @@ def _scan_rows(
     roles: list[ColumnRole],
     cfg: DexaConfig,
     file_scan_type: str,
+    file_side: str | None,
     pseudonymize,
     patient_id_system: str,
 ) -> tuple[list[dict[str, Any]], Identity]:
@@ -281,9 +355,10 @@ def _scan_rows(
         raise textio.RowError(
             UNPARSEABLE_VALUE, f"scan date {redact.shape(date_cell)} matches no format"
         )
-    row_type = _row_scan_type(get(row, h("scan_type")), cfg)
+    type_cell = get(row, h("scan_type"))
+    row_type = _row_scan_type(type_cell, cfg)
     active = [r for r in roles if r.used and (row_type is None or r.scan_type == row_type)]
-    groups = _sites(row, get, active, cfg)
+    groups = _sites(row, get, active, cfg, side_word(type_cell) or file_side)
     if not groups:
         raise textio.RowError(UNPARSEABLE_VALUE, "row has no BMD, T-score or Z-score value")
 
@@ -355,10 +430,19 @@ def parse_dexa_file(
     scan_types = detect_scan_types(header, file_name, cfg)
     roles = classify_columns(header, cfg, scan_types)
     file_scan_type = "+".join(scan_types)
+    file_side = side_word(file_name)
+    problem = header_problem(header, cfg, roles)
+    if cfg.decimal == "auto":
+        cells = (get(row, r.column) for row in rows for r in roles if r.used)
+        cfg = dataclasses.replace(cfg, decimal=file_decimal(cells))
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
+        if problem:
+            raise textio.RowError(UNPARSEABLE_VALUE, problem)
         textio.check_width(row, header)
-        return _scan_rows(row, get, roles, cfg, file_scan_type, pseudonymize, patient_id_system)
+        return _scan_rows(
+            row, get, roles, cfg, file_scan_type, file_side, pseudonymize, patient_id_system
+        )
 
     def excerpt(row: textio.Row) -> str:
         h = cfg.header

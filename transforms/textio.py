@@ -37,10 +37,17 @@ _BOMS = (
 
 
 def decode(data: bytes, encoding: str = "utf-8") -> str:
-    """Bytes → text; a byte-order mark decides the encoding, else ``encoding``."""
+    """Bytes → text; a byte-order mark decides the encoding, else ``encoding``.
+
+    A UTF-16 source whose file has no BOM and no NUL byte in its first 4 KiB was re-saved as
+    UTF-8 (text of a UTF-16 export is mostly ASCII, each character with a NUL byte): read as
+    UTF-8 rather than as a header of CJK garbage and no row.
+    """
     for bom, enc in _BOMS:
         if data.startswith(bom):
             return data[len(bom) :].decode(enc, errors="replace")
+    if encoding.lower().replace("_", "-").startswith("utf-16") and b"\x00" not in data[:4096]:
+        encoding = "utf-8"
     return data.decode(encoding, errors="replace")
 
 

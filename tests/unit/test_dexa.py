@@ -13,7 +13,13 @@ import pytest
 
 from schemas.staging import StgDexaScan, columns_of
 from transforms import textio
-from transforms.dexa import classify_columns, detect_scan_types, load_dexa_config, parse_dexa_file
+from transforms.dexa import (
+    classify_columns,
+    detect_scan_types,
+    file_decimal,
+    load_dexa_config,
+    parse_dexa_file,
+)
 
 DXA_CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus" / "derickschaefer_dxafile"
 MAIN_SITES = {"lumbar_spine", "total_hip", "femoral_neck"}
@@ -453,3 +459,155 @@ def test_hologic_identity(hologic):
     assert "PAT_NAME" not in hologic.rows.columns
     text = " ".join(f"{r.reason} {r.excerpt}" for r in hologic.rejects)
     assert "ROE" not in text and "P2" not in text
+
+
+# --- export shapes seen in real installations ------------------------------------------------
+
+SINGLE_FEMUR_HEADER = ["Patient ID", "Measure Date", "Neck BMD", "Neck T-Score", "Total BMD"]
+SINGLE_FEMUR_ROW = {
+    "Patient ID": "P9",
+    "Measure Date": "05/02/2023",
+    "Neck BMD": "0.812",
+    "Neck T-Score": "-1.6",
+    "Total BMD": "0.934",
+}
+
+
+@pytest.mark.parametrize(
+    ("file_name", "side"), [("P9_Left_Femur.txt", "left"), ("P9 RIGHT hip.txt", "right")]
+)
+def test_lunar_single_femur_takes_its_side_from_the_file_name(file_name, side):
+    res = parse_lunar(SINGLE_FEMUR_HEADER, [SINGLE_FEMUR_ROW], file_name)
+    assert res.rejects == []
+    rows = site_rows(res, 2)
+    assert set(rows) == {("femoral_neck", side), ("total_hip", side)}
+    assert (rows[("femoral_neck", side)]["bmd_g_cm2"], rows[("femoral_neck", side)]["t_score"]) == (
+        0.812,
+        -1.6,
+    )
+    assert rows[("total_hip", side)]["bmd_g_cm2"] == 0.934
+
+
+@pytest.mark.parametrize("file_name", ["P9_Femur.txt", "P9_Left_Right_Femur.txt"])
+def test_a_hip_without_a_side_is_rejected_not_staged(file_name):
+    """Two such hips would be one row of core.fct_dexa_scan (site × side): one would vanish."""
+    res = parse_lunar(SINGLE_FEMUR_HEADER, [SINGLE_FEMUR_ROW], file_name)
+    assert res.rows.height == 0
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unparseable_value")]
+    assert "has no side" in res.rejects[0].reason
+
+
+def test_hologic_hip_side_from_the_scan_type_cell_when_side_is_empty():
+    hips = [
+        {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": "Left Hip", "NECK_BMD": "0.850", "L1L4_BMD": "1.2"},
+        {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": "Right Hip", "NECK_BMD": "0.860"},
+        {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": "Hip", "NECK_BMD": "0.870"},
+    ]  # fmt: skip
+    res = parse_dexa_file(
+        hologic_bytes(hips), file_sha256="s", vendor="hologic", file_name="apex.csv",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+    # 'Left Hip' is a hip scan: its spine cell is not read
+    assert set(site_rows(res, 2)) == {("femoral_neck", "left")}
+    assert site_rows(res, 2)[("femoral_neck", "left")]["bmd_g_cm2"] == 0.85
+    assert set(site_rows(res, 3)) == {("femoral_neck", "right")}
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 4", "unparseable_value")]
+
+
+def test_femur_columns_in_a_file_named_spine_are_hips():
+    header = [
+        "Patient ID",
+        "Measure Date",
+        "L1-L4 BMD",
+        "Neck Left BMD",
+        "Total Left BMD",
+        "Neck Mean BMD",
+    ]
+    row = {"Patient ID": "P9", "Measure Date": "05/02/2023", "L1-L4 BMD": "1.101",
+           "Neck Left BMD": "0.801", "Total Left BMD": "0.905", "Neck Mean BMD": "0.850"}  # fmt: skip
+    cfg = load_dexa_config("lunar")
+    assert detect_scan_types(header, "P9_AP_Spine.txt", cfg) == ("spine", "femur")
+    res = parse_lunar(header, [row], "P9_AP_Spine.txt")
+    assert res.rejects == []
+    rows = site_rows(res, 2)
+    assert set(rows) == {("lumbar_spine", None), ("femoral_neck", "left"), ("total_hip", "left")}
+    assert rows[("total_hip", "left")]["bmd_g_cm2"] == 0.905
+
+
+def test_total_body_named_by_the_file_stays_the_only_type():
+    header = ["Patient ID", "Measure Date", "Head BMD", "L1-L4 BMD"]
+    cfg = load_dexa_config("lunar")
+    assert detect_scan_types(header, "x_Total_Body.txt", cfg) == ("total_body",)
+    assert detect_scan_types(header, "x.txt", cfg) == ("total_body",)
+
+
+def _hologic_with_header(header: list[str], rows: list[list[str]]):
+    text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+    return parse_dexa_file(
+        text.encode(), file_sha256="s", vendor="hologic", file_name="apex.csv",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "reason"),
+    [
+        # the APEX database table names the patient PATIENT_KEY: the column is missing, not empty
+        (["PATIENT_KEY", "SCAN_DATE", "L1L4_BMD"], ["P1", "01/10/2023", "1.0"], "file lacks columns ['PAT_ID']"),
+        (["PAT_ID", "SCAN_DATE", "TOT_BMD", "TOT_Tscore"], ["P1", "01/10/2023", "1.0", "-1"],
+         "no column of the file is a BMD, T-score or Z-score column"),
+        (["PAT_ID", "SCAN_DATE", "SIDE", "NECK_BMD", "NECK_BMD"], ["P1", "01/10/2023", "Left", "0.8", "0.9"],
+         "columns ['NECK_BMD'] appear more than once"),
+    ],
+)  # fmt: skip
+def test_a_header_no_row_can_be_read_from_rejects_every_row_with_why(header, row, reason):
+    res = _hologic_with_header(header, [row, row])
+    assert res.rows.height == 0
+    assert [(r.position, r.check_name) for r in res.rejects] == [
+        ("line 2", "unparseable_value"),
+        ("line 3", "unparseable_value"),
+    ]
+    assert all(reason in r.reason for r in res.rejects)
+
+
+def test_an_l2_l4_bmd_alone_is_no_row():
+    row = {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": "Spine", "L2L4_BMD": "1.110"}
+    res = parse_dexa_file(
+        hologic_bytes([row]), file_sha256="s", vendor="hologic", file_name="apex.csv",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+    assert res.rows.height == 0
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unparseable_value")]
+
+
+def test_lunar_export_resaved_as_utf8_without_bom_is_read():
+    data = lunar_bytes(SINGLE_FEMUR_HEADER, [SINGLE_FEMUR_ROW])[2:].decode("utf-16-le").encode()
+    res = parse_dexa_file(
+        data, file_sha256="s", vendor="lunar", file_name="P9_Left_Femur.txt",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+    assert set(site_rows(res, 2)) == {("femoral_neck", "left"), ("total_hip", "left")}
+
+
+@pytest.mark.parametrize(
+    ("cells", "mark"),
+    [
+        (["1,364"], "."),  # thousands, as before
+        (["0,874", "1,364"], ","),  # 0,874 can only be a decimal comma
+        (["-1,2", ""], ","),
+        (["1,0345"], ","),
+        (["0,874", "0.9"], "."),  # a decimal point anywhere: the file is decimal-point
+        ([], "."),
+    ],
+)
+def test_file_decimal(cells, mark):
+    assert file_decimal(cells) == mark
+
+
+def test_lunar_decimal_comma_export_reads_every_value_the_same_way():
+    row = {**SINGLE_FEMUR_ROW, "Neck BMD": "0,812", "Neck T-Score": "-1,6", "Total BMD": "1,034"}
+    res = parse_lunar(SINGLE_FEMUR_HEADER, [row], "P9_Left_Femur.txt")
+    rows = site_rows(res, 2)
+    assert rows[("femoral_neck", "left")]["bmd_g_cm2"] == 0.812
+    assert rows[("femoral_neck", "left")]["t_score"] == -1.6
+    assert rows[("total_hip", "left")]["bmd_g_cm2"] == 1.034  # not 1034
