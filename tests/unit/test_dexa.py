@@ -611,3 +611,21 @@ def test_lunar_decimal_comma_export_reads_every_value_the_same_way():
     assert rows[("femoral_neck", "left")]["bmd_g_cm2"] == 0.812
     assert rows[("femoral_neck", "left")]["t_score"] == -1.6
     assert rows[("total_hip", "left")]["bmd_g_cm2"] == 1.034  # not 1034
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["05/02/2023", "05/02/2023 10:41:07 AM", "05/02/2023 2:05 PM", "02.05.2023", "2023-05-02"],
+)
+def test_scan_dates_as_the_vendors_write_them(cell):
+    """Slashes are month/day (US), dots day.month (European): all 2 May 2023."""
+    row = {**SINGLE_FEMUR_ROW, "Measure Date": cell}
+    res = parse_lunar(SINGLE_FEMUR_HEADER, [row], "P9_Left_Femur.txt")
+    assert res.rejects == []
+    assert set(res.rows["scan_date"]) == {dt.date(2023, 5, 2)}
+    hip = {**PERSON, "SCAN_DATE": cell, "SCAN_TYPE": "Left Hip", "NECK_BMD": "0.850"}
+    res = parse_dexa_file(
+        hologic_bytes([hip]), file_sha256="s", vendor="hologic", file_name="apex.csv",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+    assert set(res.rows["scan_date"]) == {dt.date(2023, 5, 2)}
