@@ -683,3 +683,44 @@ def test_spm_after_an_obr_keeps_the_order_numbers_and_time():
         "collected_at",
     )
     assert rows == [("FIL1", dt.datetime(2023, 1, 5, 8, 30))] * 2
+
+
+def test_oul_r24_spm_belongs_to_the_order_before_it():
+    """OUL^R24 is order first (OBR, SPM, OBX): the SPM neither re-times the results (its
+    SPM-17 is later than OBR-7 here) nor clears the order numbers."""
+    spm = "SPM|1|S1" + "|" * 15 + "20230105110000"
+    text = message(PID, OBR, spm, E2.replace("|||20230105083000-0500", "")).replace(
+        "ORU^R01^ORU_R01", "OUL^R24^OUL_R24"
+    )
+    result = parse(text, Hl7Config(message_types=frozenset({"OUL^R24"})))
+    assert result.rejects == []
+    rows = result.rows.select("placer_order_number", "filler_order_number", "collected_at").rows()
+    assert rows == [("PLC1", "FIL1", dt.datetime(2023, 1, 5, 8, 30))]  # OBR-7, 08:30 local
+
+
+def test_oru_obx_after_an_spm_with_no_obr_is_malformed():
+    spm = "SPM|1|S1" + "|" * 15 + "20230105081500"
+    [reject] = parse(message(PID, spm, E2)).rejects
+    assert (reject.position, reject.check_name) == ("m0", MALFORMED_MESSAGE)
+    assert "OBX with no OBR before it" in reject.reason
+
+
+def test_a_chunk_of_several_senders_without_any_row_gives_its_rejects():
+    """Messages of two sending applications, none with a result: rejects, not an error."""
+    first = "MSH|^~\\&|APP1|F|||20240101||ORU^R01|1|P|2.5.1\rPID|1||123\r"
+    second = "MSH|^~\\&|APP2|F|||20240101||ORU^R01|2|P|2.5.1\rPID|1||456\rOBX|1|NM|X||1\r"
+    result = parse_hl7_file(
+        (first + second).encode(), file_sha256="f" * 64, pseudonymize=pseudo
+    )  # config per sender, as the loader does
+    assert result.rows.height == 0
+    assert [(r.position, r.check_name) for r in result.rejects] == [
+        ("m1", MALFORMED_MESSAGE)  # its OBX has no OBR; m0 simply holds no result
+    ]
+
+
+@pytest.mark.parametrize("tail", [b"\x1a", b"\r\x1a", b"\x00" * 64, b"\r\n\x1a\x00\x00"])
+def test_dos_end_of_file_and_nul_padding_after_the_last_message(tail):
+    text = message(PID, OBR, E2).encode()
+    result = parse(text.rstrip(b"\r") + tail if tail.startswith(b"\x1a") else text + tail)
+    assert result.rejects == []
+    assert result.rows.height == 1

@@ -2,7 +2,8 @@
 
 Accepted framing: one or many messages; FHS/BHS … BTS/FTS batches with or without trailers;
 MLLP blocks (0x0B … 0x1C 0x0D); segment terminators CR, LF or CRLF (mixed too); a UTF-8
-BOM (anywhere a block starts). Bytes are decoded as UTF-8; a part that is not valid UTF-8 is
+BOM (anywhere a block starts); a DOS end-of-file byte (0x1A) ends a line and lines of NUL
+padding are blank. Bytes are decoded as UTF-8; a part that is not valid UTF-8 is
 decoded line by line, each line as UTF-8 or else latin-1.
 
 A message starts at an ``MSH`` segment and ends before the next ``MSH`` or batch segment.
@@ -22,7 +23,8 @@ from typing import BinaryIO
 
 BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
 BLOCK_BYTES = 8 << 20
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n|\x0b|\x1c")
+# CR, LF, MLLP start/end, and DOS's end-of-file mark (0x1A) that some exporters append
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n|\x0b|\x1c|\x1a")
 
 
 @dataclass(slots=True)
@@ -38,8 +40,8 @@ def decode_lines(block: bytes) -> list[str]:
         text = block.decode("utf-8")
     except UnicodeDecodeError:
         return [_decode_line(p) for p in _LINE_BREAK.split(block)]
-    if "\x0b" in text or "\x1c" in text:
-        text = text.replace("\x0b", "\n").replace("\x1c", "\n")
+    if "\x0b" in text or "\x1c" in text or "\x1a" in text:
+        text = text.replace("\x0b", "\n").replace("\x1c", "\n").replace("\x1a", "\n")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.split("\n")
@@ -93,7 +95,7 @@ def iter_messages(
                 continue
             if line[0] <= " " or line[0] == "\ufeff":  # blank, or a BOM before a message
                 line = line.lstrip("\ufeff")
-                if not line or line.isspace():
+                if not line.strip("\x00 \t\f\v"):  # blank, or NUL padding after the data
                     continue
             head = line[:3]
             if head == "MSH":

@@ -237,9 +237,11 @@ class ChunkParser:
                 patient_key, birth_year, sex = self._patient(seg, enc, facility or app)
                 gid = -1
             elif tag == "SPM":
-                has_order = True
+                # in ORU (and OUL^R24, order first) an SPM before any OBR opens nothing its
+                # OBX could belong to: they stay "OBX with no OBR before it"
+                has_order = has_order or specimen_first or obr_seen
                 if not obr_seen or specimen_first:
-                    # OUL^R2x: an SPM opens a specimen group (its own OBX, then its orders);
+                    # OUL^R22/R23: an SPM opens a specimen group (its own OBX, then its orders);
                     # the collection time is SPM-17 (a range: start, component 1), for the
                     # orders too when their OBR-7 is empty. In ORU^R01 2.5.1 (OBR, OBX…,
                     # SPM, OBX…) an SPM after an OBR belongs to that order: its numbers and
@@ -259,7 +261,8 @@ class ChunkParser:
 
     def _header(self, h: list[str], enc: Encoding) -> tuple:
         """MSH fields → (sending application, facility, its config, version, type error,
-        whether an SPM opens a specimen group whose orders follow it: OUL^R2x)."""
+        whether an SPM opens a specimen group whose orders follow it: OUL^R22 and R23,
+        specimen first; OUL^R24 is order first, its SPM belongs to the OBR before it)."""
         app = hd_name(h[2], enc)
         facility = hd_name(h[3], enc)
         cfg = self.state.config_for(app)
@@ -273,7 +276,7 @@ class ChunkParser:
                 "message this feed accepts"
             )
         version = first_component(h[11], enc) or None
-        return app, facility, cfg, version, error, code == "OUL"
+        return app, facility, cfg, version, error, code == "OUL" and trigger in ("R22", "R23")
 
     def _patient(self, seg: str, enc: Encoding, fallback: str):
         """PID → (patient_key, birth_year, sex); every PID-3 repetition to the identities.
@@ -376,7 +379,7 @@ class ChunkParser:
         df = self.frame()
         rejects = list(self.rejects)
         state = self.state
-        if state.config is not None or len(self.apps) <= 1:
+        if state.config is not None or len(self.apps) <= 1 or df.height == 0:
             app = next(iter(self.apps), "")
             df, unit_rejects = normalize_lab_results(
                 df, local_codes=state.config_for(app).local_codes, catalog=state.catalog
