@@ -92,6 +92,11 @@ def normalize_lab_results(
                 )
             )
 
+    # a code the catalog knows as a LOINC, sent with no coding system at all (v2.3 feeds and
+    # the spec's own examples write `2243-4^Estradiol`): after the configured local codes
+    bare_loinc = (pl.col("source_code_system").fill_null("").str.strip_chars() == "") & pl.col(
+        "source_code"
+    ).str.strip_chars().is_in(analytes["loinc_code"].implode())
     work = (
         df.with_row_index("_row")
         .join(local, on="source_code", how="left")
@@ -100,7 +105,10 @@ def normalize_lab_results(
             .then(pl.col("source_code").str.strip_chars())
             .when(_is_loinc("alt_code_system"))
             .then(pl.col("alt_code").str.strip_chars())
-            .otherwise(pl.col("_local_loinc"))
+            .when(pl.col("_local_loinc").is_not_null())
+            .then(pl.col("_local_loinc"))
+            .when(bare_loinc)
+            .then(pl.col("source_code").str.strip_chars())
             .alias("_loinc"),
             unit_key_expr("original_unit").alias("_unit_key"),
         )

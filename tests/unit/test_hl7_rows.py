@@ -724,3 +724,15 @@ def test_dos_end_of_file_and_nul_padding_after_the_last_message(tail):
     result = parse(text.rstrip(b"\r") + tail if tail.startswith(b"\x1a") else text + tail)
     assert result.rejects == []
     assert result.rows.height == 1
+
+
+def test_a_catalog_loinc_sent_without_coding_system_is_mapped():
+    """`2243-4^Estradiol` (no OBX-3.3, as v2.3 feeds and the spec's examples write it) is the
+    LOINC; the same code under an explicit local system, or a code the catalog does not know,
+    stays unmapped."""
+    bare = one_row(message(PID, OBR, "OBX|1|NM|2243-4^Estradiol||18.4|pg/mL|||||F"))
+    assert (bare["loinc_code"], bare["analyte"], bare["is_mapped"]) == ("2243-4", "estradiol", True)
+    local = one_row(message(PID, OBR, "OBX|1|NM|2243-4^Estradiol^L||18.4|pg/mL|||||F"))
+    assert (local["loinc_code"], local["is_mapped"]) == (None, False)
+    unknown = one_row(message(PID, OBR, "OBX|1|NM|1554-5^Glucose||5.1|mmol/L|||||F"))
+    assert (unknown["loinc_code"], unknown["is_mapped"]) == (None, False)
