@@ -736,3 +736,17 @@ def test_a_catalog_loinc_sent_without_coding_system_is_mapped():
     assert (local["loinc_code"], local["is_mapped"]) == (None, False)
     unknown = one_row(message(PID, OBR, "OBX|1|NM|1554-5^Glucose||5.1|mmol/L|||||F"))
     assert (unknown["loinc_code"], unknown["is_mapped"]) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "number", "comparator", "text"),
+    [
+        ("< 5.00", 5.0, "<", "< 5.00"),
+        ("18.4", 18.4, None, "18.4"),
+        ("see note", None, None, "see note"),
+    ],
+)
+def test_tx_result_that_is_a_number_gets_it(value, number, comparator, text):
+    """Analysers send E2 as TX `< 5.00`: a whole-number TX is read as ST is; other text stays text."""
+    row = one_row(message(PID, OBR, f"OBX|1|TX|2243-4^Estradiol^LN||{value}|pg/mL|||||F"))
+    assert (row["value"], row["comparator"], row["value_text"]) == (number, comparator, text)

@@ -37,6 +37,9 @@ _NUMBER = re.compile(rf"\s*(<=|>=|<|>)?\s*({_NUM})\s*")
 _PAD = [""] * 32
 # a value without OBX-2 is read as ST: its number when it is one (`18.4`, `<5`), else text
 _UNTYPED = "ST"
+# text types whose whole value, when it is a number with an optional comparator, is read as
+# one too (analysers send E2 as TX `< 5.00`)
+NUMBER_TEXT_TYPES = frozenset({_UNTYPED, "TX"})
 
 # OBX fields after segment_index, in the order read_obx returns them
 OBX_FIELDS = (
@@ -109,7 +112,7 @@ def _value(
         return original, num, comp if comp in COMPARATORS else None, None, None
     if vtype in CODED_TYPES:
         return original, None, None, _coded_text(raw, enc), None
-    if vtype == "ST":  # a plain number sent as ST (`<5`) also gets its number
+    if vtype in NUMBER_TEXT_TYPES:  # a plain number sent as ST/TX (`<5`) also gets its number
         num, comp = _number(original)
         return original, num, comp, original, None
     return original, None, None, original, None
@@ -261,7 +264,7 @@ def read_obx_batch(
     loose = raw.str.extract_groups(_LOOSE)
     sn = raw.str.extract_groups(_SN)
     first_rep = raw.str.split("~").list.first().str.split("^")
-    is_nm, is_sn, is_st = vt == "NM", vt == "SN", vt.is_in([_UNTYPED, ""])
+    is_nm, is_sn, is_st = vt == "NM", vt == "SN", vt.is_in([*NUMBER_TEXT_TYPES, ""])
     is_coded = vt.is_in(list(CODED_TYPES))
     nm_repeated = raw.str.contains("~", literal=True)
     df = df.with_columns(
