@@ -29,10 +29,11 @@ class Analyte:
 
 
 def unit_key(unit: str | None) -> str:
-    """Case- and spelling-insensitive unit key: 'PG/ML', 'pg/ml', 'pg / mL' → 'pg/ml'; µ → u."""
+    """Case- and spelling-insensitive unit key: 'PG/ML', 'pg/ml', 'pg / mL' → 'pg/ml'; µ → u;
+    any whitespace (a no-break space from a spreadsheet too) is dropped."""
     if unit is None:
         return ""
-    u = unit.strip().replace("µ", "u").replace("μ", "u").replace(" ", "")
+    u = "".join(unit.replace("µ", "u").replace("μ", "u").split())
     return u.lower()
 
 

@@ -252,10 +252,15 @@ def parse_lab_csv(
     header, rows = cfg.read(data)
     get = textio.cell_getter(header)
     absent = list(textio.missing_columns(header, (cfg.header(c) for c in REQUIRED_COLUMNS)))
+    twice = textio.duplicated_columns(header, cfg.columns.values())
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
         if absent:
             raise textio.RowError(UNPARSEABLE_VALUE, f"file lacks columns {absent}")
+        if twice:
+            raise textio.RowError(
+                UNPARSEABLE_VALUE, f"columns {twice} appear more than once in the header"
+            )
         textio.check_width(row, header)
         record, identity = _parse_row(row, get, cfg, pseudonymize)
         return [record], identity

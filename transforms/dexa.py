@@ -256,8 +256,7 @@ def header_problem(header: list[str], cfg: DexaConfig, roles: list[ColumnRole]) 
             "no column of the file is a BMD, T-score or Z-score column of "
             f"config/dexa_{cfg.vendor}_columns.yaml"
         )
-    read = {n for n in cfg.columns.values() if n} | {r.column for r in roles}
-    twice = sorted(n for n in read if header.count(n) > 1)
+    twice = textio.duplicated_columns(header, [*cfg.columns.values(), *(r.column for r in roles)])
     if twice:
         return f"columns {twice} appear more than once in the header"
     return None

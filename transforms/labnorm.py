@@ -61,7 +61,7 @@ def unit_key_expr(col: str) -> pl.Expr:
         .fill_null("")
         .str.strip_chars()
         .str.replace_all("[µμ]", "u")
-        .str.replace_all(" ", "", literal=True)
+        .str.replace_all(r"\s", "")  # Unicode whitespace: a no-break space too
         .str.to_lowercase()
     )
 

@@ -74,7 +74,10 @@ class MedRules:
                 if m:
                     n = m.groupdict().get("n")
                     if n is not None:
-                        return per_day / int(n) if int(n) > 0 else None
+                        # `every 0 days` and numbers no schedule has (thousands of digits) read
+                        # as no rule
+                        k = int(n) if len(n) <= 6 else 0
+                        return per_day / k if k > 0 else None
                     return per_day
         return None
 
@@ -131,10 +134,15 @@ def _optional_number(cell: str, what: str) -> float | None:
     return num.value
 
 
+_ISO_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+
+
 def _optional_date(cell: str, what: str) -> dt.date | None:
     if textio.is_na(cell, NA_VALUES):
         return None
-    value = textio.parse_date(cell, DATE_FORMATS)
+    # the documented YYYY-MM-DD only: a time with an offset (`…T03:30:00Z`) would move the
+    # exposure by a day, `20230105` or week dates are other formats
+    value = textio.parse_date(cell, DATE_FORMATS) if _ISO_DATE.fullmatch(cell) else None
     if value is None:
         raise textio.RowError(
             UNPARSEABLE_VALUE, f"{what} {redact.shape(cell)} is not a YYYY-MM-DD date"
@@ -157,13 +165,12 @@ def _period(start_cell: str, end_cell: str, supply_cell: str) -> tuple[dt.date, 
             )
     if end is None and supply is None:
         raise textio.RowError(UNPARSEABLE_VALUE, "neither end_date nor days_supply is given")
+    if supply is not None and supply > (dt.date.max - start).days + 1:
+        raise textio.RowError(
+            UNPARSEABLE_VALUE, f"days_supply {redact.shape(supply_cell)} runs past year 9999"
+        )
     if end is None:
-        try:
-            end = start + dt.timedelta(days=supply - 1)
-        except OverflowError:  # a typo like 30000000: past the last representable date
-            raise textio.RowError(
-                UNPARSEABLE_VALUE, f"days_supply {redact.shape(supply_cell)} runs past year 9999"
-            ) from None
+        end = start + dt.timedelta(days=supply - 1)
     if end < start:
         raise textio.RowError(UNPARSEABLE_VALUE, "end_date is before start_date")
     if supply is None:

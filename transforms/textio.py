@@ -88,6 +88,23 @@ class _Lines:
         return self.lines[self.pos - 1]
 
 
+def _closes_cleanly(line: str, delimiter: str) -> bool:
+    """Whether the quote that ends a quoted cell on ``line`` (read from inside the quotes) is
+    followed by a delimiter or the end of the line, as in any well-formed CSV. The csv module
+    accepts `"<40,N,A3,F⏎…,"<40`: the second line's *opening* quote taken as a closing one,
+    followed by text. That is a stray quote that ran on, even when the record it makes has
+    the header's number of cells (the same fault on consecutive rows of an export)."""
+    i, n = 0, len(line)
+    while i < n:
+        if line[i] == '"':
+            if i + 1 < n and line[i + 1] == '"':  # an escaped quote inside the cell
+                i += 2
+                continue
+            return i + 1 == n or line[i + 1] in (delimiter, "\r", "\n")
+        i += 1
+    return True
+
+
 def _ran_on(cells: list[str], width: int, continued: list[str], delimiter: str) -> bool:
     """Whether a record that spans lines is an unclosed quote rather than a quoted cell with
     line breaks: it has the wrong number of cells, or (a coincidence of widths) it swallowed
@@ -96,7 +113,7 @@ def _ran_on(cells: list[str], width: int, continued: list[str], delimiter: str) 
     a quoted text rarely has that many delimiters). The line that closes a real quoted cell
     holds an odd number of quotes; a quote that never closes runs to the end of the file,
     whose last line is then checked like the others."""
-    if len(cells) != width:
+    if len(cells) != width or not _closes_cleanly(continued[-1], delimiter):
         return True
     return width >= 4 and any(
         line.count('"') % 2 == 0 and len(_alone(line, delimiter)) == width for line in continued
@@ -136,6 +153,12 @@ def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
         if cells is None:
             break
         if header is None:
+            if lines.pos > start + 1:
+                # a header never holds a line break: a stray quote in it (`MRN,"PatientName,…`)
+                # would swallow data lines; its first line alone, split plainly, is the header
+                cells = [c.strip('"') for c in lines.lines[start].rstrip("\r\n").split(delimiter)]
+                lines.pos = start + 1
+                reader = csv.reader(lines, delimiter=delimiter)
             if cells and any(c.strip() for c in cells):
                 header = [c.strip() for c in cells]
             continue
@@ -151,8 +174,19 @@ def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
             continue
         if not cells or all(c.strip() == "" for c in cells):
             continue
-        rows.append(Row(start + 1, cells))
+        # the last line's quote that never closes: its reason is the quote, not the width
+        unclosed = not continued and len(cells) != len(header) and not _closed(first, delimiter)
+        rows.append(Row(start + 1, cells, unclosed_quote=unclosed))
     return header or [], rows
+
+
+def _closed(line: str, delimiter: str) -> bool:
+    """Whether every quoted cell of one line is closed (csv's strict mode reads it)."""
+    try:
+        list(csv.reader([line], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,6 +312,8 @@ def _parse_number(text: str, decimal: str) -> Number | None:
         value = float(num)
     except ValueError:
         return None
+    if not math.isfinite(value):  # `1e400`: no measurement is infinite
+        return None
     cmp_ = m.group("cmp")
     unit = m.group("unit")
     return Number(value, _CMP.get(cmp_, cmp_), unit.strip() if unit else None)
@@ -302,14 +338,16 @@ def parse_datetime(
 
 @lru_cache(maxsize=65536)  # a draw's results share one collection time; datetimes are immutable
 def _parse_datetime(t: str, formats: tuple[str, ...], timezone: str | None) -> dt.datetime | None:
+    # OverflowError: a placeholder at the ends of the calendar (`0001-01-01T00:00:00Z`, as .NET
+    # writes a null date) shifted out of it by the facility's offset: unreadable, not a crash
     for fmt in formats:
         try:
             return _local_naive(dt.datetime.strptime(t, fmt), timezone)
-        except ValueError:
+        except (ValueError, OverflowError):
             continue
     try:
         return _local_naive(dt.datetime.fromisoformat(t), timezone)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -334,6 +372,12 @@ def missing_columns(header: list[str], wanted: Iterable[str | None]) -> Iterator
     for name in wanted:
         if name and name not in have:
             yield name
+
+
+def duplicated_columns(header: list[str], wanted: Iterable[str | None]) -> list[str]:
+    """The header names read by a parser that the file has more than once (which cell holds
+    the value cannot be known)."""
+    return sorted({n for n in wanted if n and header.count(n) > 1})
 
 
 def split_name(name: str | None) -> tuple[str | None, str | None]:

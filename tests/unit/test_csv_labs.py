@@ -540,3 +540,84 @@ def test_a_quote_that_never_closes_or_closes_in_a_whole_row_loses_no_row():
     )
     assert [r.position for r in res.rejects] == ["line 2"]
     assert res.rows["position"].to_list() == ["line 3", "line 4"]
+
+
+def _north(text: str):
+    cfg = lab_csv_config_from_dict(NORTH)
+    return parse_lab_csv(
+        text.encode("utf-8"), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
+    )
+
+
+NORTH_HEADER = NORTH_CSV.splitlines()[0]
+
+
+def test_a_stray_quote_in_the_header_loses_no_data_line():
+    header = NORTH_HEADER.replace("PatientName", '"PatientName')
+    res = _north(
+        header + "\n"
+        'MRN001,"DOE, JOHN",1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,10-40,N,A1,F\n'
+        "MRN002,,1960-01-01,2023-01-06 08:30,E2SENS,Estradiol,25,pg/mL,10-40,N,A2,F\n"
+    )
+    assert res.rejects == []
+    assert res.rows["position"].to_list() == ["line 2", "line 3"]
+    assert res.rows["value"].to_list() == [18.4, 25.0]
+
+
+def test_the_same_stray_quote_on_two_rows_keeps_them_apart():
+    """Joined, the two rows would have the header's width: the first would load holding the
+    second's accession number, and the second patient's row would vanish."""
+    res = _north(
+        NORTH_HEADER + "\n"
+        'M3,Doe John,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"<40,N,A3,F\n'
+        'M4,Roe Jane,1960-01-01,2023-01-06 08:30,E2SENS,Estradiol,25.0,pg/mL,"<40,N,A4,F\n'
+        "M5,,,2023-01-07 08:30,E2SENS,Estradiol,30.0,pg/mL,<40,N,A5,F\n"
+    )
+    assert res.rows["position"].to_list() == ["line 4"]
+    assert [(r.position, r.check_name) for r in res.rejects] == [
+        ("line 2", "unparseable_value"),
+        ("line 3", "unparseable_value"),
+    ]
+    assert all("quote" in r.reason for r in res.rejects)
+
+
+def test_a_quoted_cell_with_line_breaks_still_reads_as_one_cell():
+    res = _north(
+        NORTH_HEADER + "\n"
+        'M3,"Doe\nJohn",1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"<40\nadult",N,A3,F\n'
+    )
+    assert res.rejects == []
+    assert res.rows["position"].to_list() == ["line 2"]
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-08:00"]
+)
+def test_null_date_placeholders_reject_their_row_only(when):
+    """.NET writes these for a null date; shifted to New York they leave the calendar."""
+    res = _north(
+        NORTH_HEADER + "\n"
+        f"M1,,,{when},E2SENS,Estradiol,18.4,pg/mL,,,A1,F\n"
+        "M1,,,2023-01-05 08:30,E2SENS,Estradiol,20.0,pg/mL,,,A2,F\n"
+    )
+    assert res.rows["position"].to_list() == ["line 3"]
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unparseable_value")]
+
+
+def test_infinite_value_and_no_break_space_unit():
+    res = _north(
+        NORTH_HEADER + "\n"
+        "M1,,,2023-01-05 08:30,E2SENS,Estradiol,1e400,pg/mL,,,A1,F\n"
+        "M1,,,2023-01-05 08:30,E2SENS,Estradiol,55,pmol\u00a0/L,,,A2,F\n"
+    )
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unparseable_value")]
+    # 55 pmol/L × 0.27238 = 14.98 pg/mL (DOMAIN.md: 1 pg/mL = 3.671 pmol/L)
+    assert by_line(res, 3)["value"] == pytest.approx(55 / 3.671, rel=1e-3)
+
+
+def test_a_column_read_twice_rejects_every_row_with_why():
+    header = NORTH_HEADER + ",Result"
+    res = _north(header + "\nM1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F,19\n")
+    assert res.rows.height == 0
+    [reject] = res.rejects
+    assert "columns ['Result'] appear more than once" in reject.reason

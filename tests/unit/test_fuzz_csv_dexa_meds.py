@@ -88,8 +88,9 @@ def table_format(target: str) -> tuple[str, str]:
 
 def data_row_positions(target: str, data: bytes) -> set[str]:
     """Plain reference: physical start line of every non-blank record after the header,
-    where a record that ran on through an unclosed quote (wrong cell count) is its first
-    line only. A new csv reader starts at
+    where a record that ran on through an unclosed quote (wrong cell count, or text right
+    after the quote that closed it, which the csv module's strict mode refuses) is its first
+    line only, and a header that spans lines is its first line. A new csv reader starts at
     each record's first line."""
     encoding, delimiter = table_format(target)
     lines = io.StringIO(textio.decode(data, encoding), newline="").readlines()
@@ -102,11 +103,25 @@ def data_row_positions(target: str, data: bytes) -> set[str]:
             i += used
             continue
         if width is None:
-            width, i = len(cells), i + used
+            width = len(cells) if used == 1 else len(lines[i].rstrip("\r\n").split(delimiter))
+            i += 1 if used > 1 else used
             continue
         positions.append(f"line {i + 1}")
-        i += 1 if used > 1 and len(cells) != width else used
+        i += (
+            1
+            if used > 1 and (len(cells) != width or garbled(lines[i : i + used], delimiter))
+            else used
+        )
     return set(positions)
+
+
+def garbled(record_lines: list[str], delimiter: str) -> bool:
+    """csv's strict mode: a closing quote followed by text ("',' expected after '\"'")."""
+    try:
+        list(csv.reader(iter(record_lines), delimiter=delimiter, strict=True))
+    except csv.Error as exc:
+        return "expected after" in str(exc)
+    return False
 
 
 def check_invariants(target: str, data: bytes) -> dict[str, int]:

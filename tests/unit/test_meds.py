@@ -183,3 +183,58 @@ def test_days_supply_past_the_last_date_rejects_its_row_only():
         ("line 4", "unparseable_value"),
     ]
     assert "9999" in result.rejects[0].reason
+
+
+@pytest.mark.parametrize("text", ["every " + "9" * 5000 + " days", "q" + "9" * 400 + "d"])
+def test_frequency_with_an_absurd_number_has_no_rule(text):
+    assert load_med_rules().doses_per_day(text) is None
+
+
+def _one_file(*rows: str):
+    data = "\n".join([HEADER, *rows]).encode()
+    return parse_meds_csv(data, file_sha256="s", pseudonymize=fake_pseudonymize)
+
+
+def test_rows_that_once_broke_the_file_are_rejected_alone():
+    result = _one_file(
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30",
+        # 20-digit supply with an end date (no longer a polars overflow of the whole file)
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-02-01,2023-03-01,"
+        + "9" * 20 + ",30",
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,every " + "9" * 5000
+        + " days,2023-02-01,,30,30",
+    )  # fmt: skip
+    assert result.rows["position"].to_list() == ["line 2"]
+    assert [(r.position, r.check_name) for r in result.rejects] == [
+        ("line 3", "unparseable_value"),
+        ("line 4", "unparseable_value"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "cell", ["20230105", "2023-W01-4", "2023-01-05 08:30", "2023-01-06T03:30:00Z"]
+)
+def test_dates_other_than_yyyy_mm_dd_are_rejected(cell):
+    """`…T03:30:00Z` is 5 January in New York: read as the 6th it would move the episode."""
+    result = _one_file(
+        f"MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,{cell},,30,30"
+    )
+    assert result.rows.height == 0
+    [reject] = result.rejects
+    assert "is not a YYYY-MM-DD date" in reject.reason
+
+
+def test_the_same_stray_quote_on_two_rows_loses_neither_into_the_other():
+    """Both rows open a quote in the same column: joined they would have the header's width,
+    one dispense with the other's dates. Each is put aside on its own line."""
+    result = _one_file(
+        'MRN001,NORTH_CLINIC,dispense,199224,"anastrozole 1 mg tablet,1,tablet,daily,2023-01-01,,30,30',
+        'MRN002,NORTH_CLINIC,dispense,199224,"anastrozole 1 mg tablet,1,tablet,daily,2023-06-01,,30,30',
+        "MRN003,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-07-01,,30,30",
+    )  # fmt: skip
+    assert result.rows["position"].to_list() == ["line 4"]
+    assert [(r.position, r.check_name) for r in result.rejects] == [
+        ("line 2", "unparseable_value"),
+        ("line 3", "unparseable_value"),
+    ]
+    assert all("quote" in r.reason for r in result.rejects)
