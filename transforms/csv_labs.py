@@ -15,6 +15,7 @@ Names and birth dates go to ``identities`` only; rejects carry no identifier.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,12 +149,32 @@ def _excerpt(code: str, value: str, unit: str) -> str:
     ]
 
 
+# an abnormal flag written after the number in the value cell (`45.1 H`, `<3 L`, `7.2 (HH)`,
+# `12*`): a flag, not a unit (upper case only: `3 l` stays a unit)
+_VALUE_FLAG = re.compile(
+    r"^(?P<value>.*\d)\s*(?:\((?P<p>[A-Z]{1,4})\)|(?P<f>HH|LL|AA|H|L|A|N)|(?P<s>\*+))$"
+)
+VALUE_FLAGS = frozenset({"H", "L", "HH", "LL", "A", "AA", "N", "HIGH", "LOW", "ABN", "CRIT"})
+
+
+def split_value_flag(cell: str) -> tuple[str, str | None]:
+    """'45.1 H' → ('45.1', 'H'); a cell without such a flag comes back as it is."""
+    m = _VALUE_FLAG.match(cell.strip())
+    if m is None:
+        return cell, None
+    flag = m.group("p") or m.group("f") or m.group("s")
+    if m.group("p") and flag not in VALUE_FLAGS:
+        return cell, None
+    return m.group("value"), flag
+
+
 def _value_and_unit(
     value_cell: str, unit_cell: str, cfg: LabCsvConfig
 ) -> tuple[textio.Number | None, str | None]:
     unit = None if textio.is_na(unit_cell, cfg.na_values) else unit_cell
     if textio.is_na(value_cell, cfg.na_values):
         return None, unit
+    value_cell, _flag = split_value_flag(value_cell)
     num = textio.parse_number(value_cell, cfg.decimal)
     if num is None:
         raise textio.RowError(
@@ -188,6 +209,7 @@ def _parse_row(
         )
     value_cell = get(row, h("value"))
     num, unit = _value_and_unit(value_cell, get(row, h("unit")), cfg)
+    cell_flag = split_value_flag(value_cell)[1]
     dl_cell = get(row, h("detection_limit"))
     detection_limit = None
     if not textio.is_na(dl_cell, cfg.na_values):
@@ -229,7 +251,7 @@ def _parse_row(
         "value_num_original": num.value if num else None,
         "comparator": num.comparator if num else None,
         "reference_range": opt("reference_range"),
-        "abnormal_flags": opt("abnormal_flags"),
+        "abnormal_flags": opt("abnormal_flags") or cell_flag,
         "result_status": status,
         "detection_limit": detection_limit,
         "method": opt("method"),

@@ -431,6 +431,10 @@ def check_width(row: Row, header: list[str]) -> None:
         raise RowError(
             UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
         )
+    if [c.strip() for c in row.cells] == header:
+        raise RowError(
+            UNPARSEABLE_VALUE, "the header line again, inside the file (exports joined together?)"
+        )
 
 
 def parse_rows(

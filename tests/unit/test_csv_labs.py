@@ -621,3 +621,37 @@ def test_a_column_read_twice_rejects_every_row_with_why():
     assert res.rows.height == 0
     [reject] = res.rejects
     assert "columns ['Result'] appear more than once" in reject.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "number", "comparator", "flag", "stored_unit"),
+    [
+        ("45.1 H", "pg/mL", 45.1, None, "H", "pg/mL"),
+        ("<3 L", "", 3.0, "<", "L", None),
+        ("7.2 (HH)", "pg/mL", 7.2, None, "HH", "pg/mL"),
+        ("12*", "pg/mL", 12.0, None, "*", "pg/mL"),
+    ],
+)
+def test_a_flag_after_the_number_is_a_flag_not_a_unit(
+    value, unit, number, comparator, flag, stored_unit
+):
+    res = _north(NORTH_HEADER + f"\nM1,,,2023-01-05 08:30,E2SENS,Estradiol,{value},{unit},,,A1,F\n")
+    if stored_unit is None:  # no unit at all: the estradiol row is rejected for that, not for 'L'
+        [reject] = res.rejects
+        assert "'L'" not in reject.reason
+        return
+    assert res.rejects == []
+    row = by_line(res, 2)
+    assert (row["value_num_original"], row["comparator"], row["abnormal_flags"], row["original_unit"]) == (
+        number, comparator, flag, stored_unit,
+    )  # fmt: skip
+
+
+def test_a_header_repeated_inside_the_file_says_so():
+    res = _north(
+        NORTH_HEADER + "\nM1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F\n"
+        + NORTH_HEADER + "\nM2,,,2023-01-06 08:30,E2SENS,Estradiol,20,pg/mL,,,A2,F\n"
+    )  # fmt: skip
+    assert res.rows["position"].to_list() == ["line 2", "line 4"]
+    [reject] = res.rejects
+    assert (reject.position, "header line again" in reject.reason) == ("line 3", True)
