@@ -134,6 +134,7 @@ def _optional_number(cell: str, what: str) -> float | None:
     return num.value
 
 
+_RXNORM_FLOAT = re.compile(r"(\d+)\.0+")
 _ISO_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
 
 
@@ -194,7 +195,10 @@ def _med_row(
     start, end, supply = _period(
         get(row, "start_date"), get(row, "end_date"), get(row, "days_supply")
     )
-    rxnorm = get(row, "rxnorm_code") or None
+    # a spreadsheet writes the numeric code 199224 as `199224.0`: the same code
+    code = get(row, "rxnorm_code")
+    as_float = _RXNORM_FLOAT.fullmatch(code)
+    rxnorm = (as_float.group(1) if as_float else code) or None
     product = rules.products.get(rxnorm) if rxnorm else None
     dose_value = _optional_number(get(row, "dose_value"), "dose_value")
     dose_unit = None if textio.is_na(get(row, "dose_unit"), NA_VALUES) else get(row, "dose_unit")

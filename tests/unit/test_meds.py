@@ -238,3 +238,15 @@ def test_the_same_stray_quote_on_two_rows_loses_neither_into_the_other():
         ("line 3", "unparseable_value"),
     ]
     assert all("quote" in r.reason for r in result.rejects)
+
+
+@pytest.mark.parametrize(
+    ("cell", "ingredient"),
+    [("199224.0", "anastrozole"), ("199224.00", "anastrozole"), ("199224.5", None)],
+)
+def test_rxnorm_code_written_as_a_float_by_a_spreadsheet(cell, ingredient):
+    result = _one_file(
+        f"MRN001,NORTH_CLINIC,dispense,{cell},anastrozole,1,mg,daily,2023-01-01,,30,30"
+    )
+    assert result.rejects == []
+    assert result.rows["ingredient"].to_list() == [ingredient]
