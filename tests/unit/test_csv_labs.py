@@ -431,10 +431,14 @@ def test_parse_number_rejects(text):
     assert textio.parse_number(text, ".") is None
 
 
-def parse_north_lines(lines: list[str], **config):
-    """northlab's header, then ``lines`` (line 2 onwards), parsed with NORTH (+ ``config``)."""
+NORTH_HEADER = NORTH_CSV.splitlines()[0]
+
+
+def parse_north_lines(lines: list[str], header_line: str = NORTH_HEADER, **config):
+    """``header_line`` (northlab's), then ``lines`` (line 2 onwards), parsed with NORTH (+
+    ``config``)."""
     cfg = lab_csv_config_from_dict({**NORTH, **config})
-    text = "\n".join([NORTH_CSV.splitlines()[0], *lines])
+    text = "\n".join([header_line, *lines])
     return parse_lab_csv(
         text.encode(), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
     )
@@ -542,22 +546,14 @@ def test_a_quote_that_never_closes_or_closes_in_a_whole_row_loses_no_row():
     assert res.rows["position"].to_list() == ["line 3", "line 4"]
 
 
-def _north(text: str):
-    cfg = lab_csv_config_from_dict(NORTH)
-    return parse_lab_csv(
-        text.encode("utf-8"), file_sha256="s", source_config=cfg, pseudonymize=fake_pseudonymize
-    )
-
-
-NORTH_HEADER = NORTH_CSV.splitlines()[0]
-
-
 def test_a_stray_quote_in_the_header_loses_no_data_line():
     header = NORTH_HEADER.replace("PatientName", '"PatientName')
-    res = _north(
-        header + "\n"
-        'MRN001,"DOE, JOHN",1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,10-40,N,A1,F\n'
-        "MRN002,,1960-01-01,2023-01-06 08:30,E2SENS,Estradiol,25,pg/mL,10-40,N,A2,F\n"
+    res = parse_north_lines(
+        [
+            'MRN001,"DOE, JOHN",1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,10-40,N,A1,F',
+            "MRN002,,1960-01-01,2023-01-06 08:30,E2SENS,Estradiol,25,pg/mL,10-40,N,A2,F",
+        ],
+        header_line=header,
     )
     assert res.rejects == []
     assert res.rows["position"].to_list() == ["line 2", "line 3"]
@@ -567,11 +563,12 @@ def test_a_stray_quote_in_the_header_loses_no_data_line():
 def test_the_same_stray_quote_on_two_rows_keeps_them_apart():
     """Joined, the two rows would have the header's width: the first would load holding the
     second's accession number, and the second patient's row would vanish."""
-    res = _north(
-        NORTH_HEADER + "\n"
-        'M3,Doe John,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"<40,N,A3,F\n'
-        'M4,Roe Jane,1960-01-01,2023-01-06 08:30,E2SENS,Estradiol,25.0,pg/mL,"<40,N,A4,F\n'
-        "M5,,,2023-01-07 08:30,E2SENS,Estradiol,30.0,pg/mL,<40,N,A5,F\n"
+    res = parse_north_lines(
+        [
+            'M3,Doe John,1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"<40,N,A3,F',
+            'M4,Roe Jane,1960-01-01,2023-01-06 08:30,E2SENS,Estradiol,25.0,pg/mL,"<40,N,A4,F',
+            "M5,,,2023-01-07 08:30,E2SENS,Estradiol,30.0,pg/mL,<40,N,A5,F",
+        ]
     )
     assert res.rows["position"].to_list() == ["line 4"]
     assert [(r.position, r.check_name) for r in res.rejects] == [
@@ -582,9 +579,10 @@ def test_the_same_stray_quote_on_two_rows_keeps_them_apart():
 
 
 def test_a_quoted_cell_with_line_breaks_still_reads_as_one_cell():
-    res = _north(
-        NORTH_HEADER + "\n"
-        'M3,"Doe\nJohn",1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"<40\nadult",N,A3,F\n'
+    res = parse_north_lines(
+        [
+            'M3,"Doe\nJohn",1958-03-12,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,"<40\nadult",N,A3,F'
+        ]
     )
     assert res.rejects == []
     assert res.rows["position"].to_list() == ["line 2"]
@@ -595,20 +593,22 @@ def test_a_quoted_cell_with_line_breaks_still_reads_as_one_cell():
 )
 def test_null_date_placeholders_reject_their_row_only(when):
     """.NET writes these for a null date; shifted to New York they leave the calendar."""
-    res = _north(
-        NORTH_HEADER + "\n"
-        f"M1,,,{when},E2SENS,Estradiol,18.4,pg/mL,,,A1,F\n"
-        "M1,,,2023-01-05 08:30,E2SENS,Estradiol,20.0,pg/mL,,,A2,F\n"
+    res = parse_north_lines(
+        [
+            f"M1,,,{when},E2SENS,Estradiol,18.4,pg/mL,,,A1,F",
+            "M1,,,2023-01-05 08:30,E2SENS,Estradiol,20.0,pg/mL,,,A2,F",
+        ]
     )
     assert res.rows["position"].to_list() == ["line 3"]
     assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unparseable_value")]
 
 
 def test_infinite_value_and_no_break_space_unit():
-    res = _north(
-        NORTH_HEADER + "\n"
-        "M1,,,2023-01-05 08:30,E2SENS,Estradiol,1e400,pg/mL,,,A1,F\n"
-        "M1,,,2023-01-05 08:30,E2SENS,Estradiol,55,pmol\u00a0/L,,,A2,F\n"
+    res = parse_north_lines(
+        [
+            "M1,,,2023-01-05 08:30,E2SENS,Estradiol,1e400,pg/mL,,,A1,F",
+            "M1,,,2023-01-05 08:30,E2SENS,Estradiol,55,pmol\u00a0/L,,,A2,F",
+        ]
     )
     assert [(r.position, r.check_name) for r in res.rejects] == [("line 2", "unparseable_value")]
     # 55 pmol/L × 0.27238 = 14.98 pg/mL (DOMAIN.md: 1 pg/mL = 3.671 pmol/L)
@@ -616,8 +616,10 @@ def test_infinite_value_and_no_break_space_unit():
 
 
 def test_a_column_read_twice_rejects_every_row_with_why():
-    header = NORTH_HEADER + ",Result"
-    res = _north(header + "\nM1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F,19\n")
+    res = parse_north_lines(
+        ["M1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F,19"],
+        header_line=NORTH_HEADER + ",Result",
+    )
     assert res.rows.height == 0
     [reject] = res.rejects
     assert "columns ['Result'] appear more than once" in reject.reason
@@ -635,7 +637,7 @@ def test_a_column_read_twice_rejects_every_row_with_why():
 def test_a_flag_after_the_number_is_a_flag_not_a_unit(
     value, unit, number, comparator, flag, stored_unit
 ):
-    res = _north(NORTH_HEADER + f"\nM1,,,2023-01-05 08:30,E2SENS,Estradiol,{value},{unit},,,A1,F\n")
+    res = parse_north_lines([f"M1,,,2023-01-05 08:30,E2SENS,Estradiol,{value},{unit},,,A1,F"])
     if stored_unit is None:  # no unit at all: the estradiol row is rejected for that, not for 'L'
         [reject] = res.rejects
         assert "'L'" not in reject.reason
@@ -648,10 +650,13 @@ def test_a_flag_after_the_number_is_a_flag_not_a_unit(
 
 
 def test_a_header_repeated_inside_the_file_says_so():
-    res = _north(
-        NORTH_HEADER + "\nM1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F\n"
-        + NORTH_HEADER + "\nM2,,,2023-01-06 08:30,E2SENS,Estradiol,20,pg/mL,,,A2,F\n"
-    )  # fmt: skip
+    res = parse_north_lines(
+        [
+            "M1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F",
+            NORTH_HEADER,
+            "M2,,,2023-01-06 08:30,E2SENS,Estradiol,20,pg/mL,,,A2,F",
+        ]
+    )
     assert res.rows["position"].to_list() == ["line 2", "line 4"]
     [reject] = res.rejects
     assert (reject.position, "header line again" in reject.reason) == ("line 3", True)
