@@ -170,11 +170,12 @@ def split_value_flag(cell: str) -> tuple[str, str | None]:
 
 def _value_and_unit(
     value_cell: str, unit_cell: str, cfg: LabCsvConfig
-) -> tuple[textio.Number | None, str | None]:
+) -> tuple[textio.Number | None, str | None, str | None]:
+    """(number, unit, abnormal flag written after the number) of a value cell."""
     unit = None if textio.is_na(unit_cell, cfg.na_values) else unit_cell
     if textio.is_na(value_cell, cfg.na_values):
-        return None, unit
-    value_cell, _flag = split_value_flag(value_cell)
+        return None, unit, None
+    value_cell, flag = split_value_flag(value_cell)
     num = textio.parse_number(value_cell, cfg.decimal)
     if num is None:
         raise textio.RowError(
@@ -187,7 +188,7 @@ def _value_and_unit(
                 f"unit in the value cell ({redact.token(num.unit)!r}) differs from the unit column ({redact.token(unit)!r})",
             )
         unit = unit or num.unit
-    return num, unit
+    return num, unit, flag
 
 
 def _parse_row(
@@ -208,8 +209,7 @@ def _parse_row(
             f"collection time {redact.shape(collected_cell)} matches no configured format",
         )
     value_cell = get(row, h("value"))
-    num, unit = _value_and_unit(value_cell, get(row, h("unit")), cfg)
-    cell_flag = split_value_flag(value_cell)[1]
+    num, unit, cell_flag = _value_and_unit(value_cell, get(row, h("unit")), cfg)
     dl_cell = get(row, h("detection_limit"))
     detection_limit = None
     if not textio.is_na(dl_cell, cfg.na_values):
@@ -273,16 +273,13 @@ def parse_lab_csv(
     cfg = source_config
     header, rows = cfg.read(data)
     get = textio.cell_getter(header)
-    absent = list(textio.missing_columns(header, (cfg.header(c) for c in REQUIRED_COLUMNS)))
-    twice = textio.duplicated_columns(header, cfg.columns.values())
+    problem = textio.lacking_columns(
+        header, [cfg.header(c) for c in REQUIRED_COLUMNS]
+    ) or textio.repeated_columns(header, cfg.columns.values())
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
-        if absent:
-            raise textio.RowError(UNPARSEABLE_VALUE, f"file lacks columns {absent}")
-        if twice:
-            raise textio.RowError(
-                UNPARSEABLE_VALUE, f"columns {twice} appear more than once in the header"
-            )
+        if problem:
+            raise textio.RowError(UNPARSEABLE_VALUE, problem)
         textio.check_width(row, header)
         record, identity = _parse_row(row, get, cfg, pseudonymize)
         return [record], identity

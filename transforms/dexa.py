@@ -248,18 +248,15 @@ def header_problem(header: list[str], cfg: DexaConfig, roles: list[ColumnRole]) 
     """Why no row of a file with this header can be read (each row is rejected with it), or
     None: a required column missing, no measure column at all, or a column the parser reads
     appearing twice (which of the two cells holds the value cannot be known)."""
-    absent = list(textio.missing_columns(header, (cfg.header(c) for c in REQUIRED_COLUMNS)))
-    if absent:
-        return f"file lacks columns {absent}"
+    lacking = textio.lacking_columns(header, [cfg.header(c) for c in REQUIRED_COLUMNS])
+    if lacking:
+        return lacking
     if not any(r.used for r in roles):
         return (
             "no column of the file is a BMD, T-score or Z-score column of "
             f"config/dexa_{cfg.vendor}_columns.yaml"
         )
-    twice = textio.duplicated_columns(header, [*cfg.columns.values(), *(r.column for r in roles)])
-    if twice:
-        return f"columns {twice} appear more than once in the header"
-    return None
+    return textio.repeated_columns(header, [*cfg.columns.values(), *(r.column for r in roles)])
 
 
 def _row_scan_type(cell: str, cfg: DexaConfig) -> str | None:

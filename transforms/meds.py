@@ -237,11 +237,11 @@ def parse_meds_csv(data: bytes, *, file_sha256: str, pseudonymize) -> ParseResul
     rules = load_med_rules()
     header, rows = textio.read_table(textio.decode(data, "utf-8"), ",")
     get = textio.cell_getter(header)
-    absent = list(textio.missing_columns(header, REQUIRED_COLUMNS))
+    lacking = textio.lacking_columns(header, REQUIRED_COLUMNS)
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
-        if absent:
-            raise textio.RowError(UNPARSEABLE_VALUE, f"file lacks columns {absent}")
+        if lacking:
+            raise textio.RowError(UNPARSEABLE_VALUE, lacking)
         textio.check_width(row, header)
         return _med_row(row, get, rules, pseudonymize)
 

@@ -374,10 +374,17 @@ def missing_columns(header: list[str], wanted: Iterable[str | None]) -> Iterator
             yield name
 
 
-def duplicated_columns(header: list[str], wanted: Iterable[str | None]) -> list[str]:
-    """The header names read by a parser that the file has more than once (which cell holds
-    the value cannot be known)."""
-    return sorted({n for n in wanted if n and header.count(n) > 1})
+def lacking_columns(header: list[str], wanted: Iterable[str | None]) -> str | None:
+    """Why no row can be read when the file lacks configured columns, else None."""
+    absent = list(missing_columns(header, wanted))
+    return f"file lacks columns {absent}" if absent else None
+
+
+def repeated_columns(header: list[str], wanted: Iterable[str | None]) -> str | None:
+    """Why no row can be read when a column a parser reads appears more than once in the
+    header (which cell holds the value cannot be known), else None."""
+    twice = sorted({n for n in wanted if n and header.count(n) > 1})
+    return f"columns {twice} appear more than once in the header" if twice else None
 
 
 def split_name(name: str | None) -> tuple[str | None, str | None]:

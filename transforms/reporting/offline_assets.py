@@ -6,9 +6,9 @@ clinical network opens them without internet, and a page that loads them online 
 hosts who opened a validation report and when. ``localize`` rewrites every such tag to the
 local copy the site carries (``config/data_docs_assets.yaml`` → ``assets/data_docs/``, copied
 to ``static/vendor/``), points GX's own ``static/`` files at the site root from any depth (GX
-counts one folder too few on validation pages), and drops any other remote script or stylesheet tag (a GX version
-that adds one loses that asset, never the page's content). Links a reader clicks (``<a>``)
-stay as they are.
+counts one folder too few on validation pages), and drops any other remote script or
+stylesheet tag (a GX version that adds one loses that asset, never the page's content).
+Links a reader clicks (``<a>``) stay as they are.
 """
 
 from __future__ import annotations
