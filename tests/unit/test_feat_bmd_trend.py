@@ -63,6 +63,28 @@ def test_three_scans_ols_by_hand():
     assert (r["uses_sbmd"], r["n_manufacturers"], r["manufacturers"]) == (False, 1, "Hologic")
 
 
+@pytest.mark.parametrize(
+    ("values", "step_days"),
+    [
+        ([0.950, 0.940, 0.930], 399),
+        ([0.950, 0.940, 0.930, 0.920], 183),
+        ([0.874, 0.871, 0.868, 0.865, 0.862], 400),
+    ],
+)
+def test_points_on_a_line_have_a_standard_error_of_zero(values, step_days):
+    # equal steps in date and in BMD: the points lie exactly on a line, every residual is 0,
+    # so SSE = 0 and SE = 0. Syy - Sxy²/Sxx from one-pass sums cancels to noise instead
+    # (1e-10 to 2e-9 g/cm²/year for these, a different value from build to build).
+    scans = [
+        Scan("p", (D(2019, 1, 7) + dt.timedelta(days=step_days * k)).isoformat(), "lumbar_spine", y)
+        for k, y in enumerate(values)
+    ]
+    r = run(scans)[("p", "lumbar_spine")]
+    step_bmd = values[1] - values[0]
+    assert r["slope_g_cm2_per_year"] == pytest.approx(step_bmd * 365.25 / step_days, rel=1e-9)
+    assert r["slope_se_g_cm2_per_year"] == pytest.approx(0.0, abs=1e-15)
+
+
 def test_two_scans_slope_without_se():
     # 2021-01-01 → 2022-01-02 = 366 days = 1.00205 years ≥ 1: slope = -0.010 / (366/365.25)
     rows = run(

@@ -1,9 +1,9 @@
 -- marts.feat_bmd_trend: one row per patient × site (lumbar_spine, total_hip, femoral_neck).
 -- BMD change and OLS slope of BMD on years since the first scan (docs/features.md).
 -- A patient-site scanned on more than one manufacturer uses sBMD (mg/cm² / 1000) for every
--- scan. OLS from one-pass aggregates: slope = Sxy / Sxx, SE = sqrt(SSE / (n - 2) / Sxx) with
--- SSE = Syy - Sxy² / Sxx; slope and SE do not depend on the origin of x, so x is counted from
--- a fixed date rather than from each patient's first scan. The per-date means of both BMD and
+-- scan. OLS: slope = Sxy / Sxx from one-pass aggregates, SE = sqrt(SSE / (n - 2) / Sxx) with
+-- SSE summed from the residuals in a second pass; slope and SE do not depend on the origin of
+-- x, so x is counted from a fixed date rather than from each patient's first scan. The per-date means of both BMD and
 -- sBMD are taken before the manufacturer check, so the check joins dates, not scan rows.
 --
 -- Parameters (transforms/feature_config.py ← config/features.yaml): $bmd_sites and
@@ -93,9 +93,24 @@ fits AS (
         bool_or(sbmd_is_approximate) AS sbmd_is_approximate,
         regr_sxx(bmd_g_cm2, x_years) AS sxx,
         regr_sxy(bmd_g_cm2, x_years) AS sxy,
-        regr_syy(bmd_g_cm2, x_years) AS syy
+        regr_avgx(bmd_g_cm2, x_years) AS mean_x,
+        regr_avgy(bmd_g_cm2, x_years) AS mean_y
     FROM scan_dates
     GROUP BY patient_key, site
+),
+
+-- residual sum of squares from the residuals themselves (a second pass over the dates of the
+-- fits that have one): Syy - Sxy² / Sxx cancels when the points lie on the line and leaves
+-- noise of 1e-10 that moves with the order of DuckDB's parallel aggregation
+residuals AS (
+    SELECT
+        d.patient_key,
+        d.site,
+        sum(pow((d.bmd_g_cm2 - f.mean_y) - f.sxy / f.sxx * (d.x_years - f.mean_x), 2)) AS sse
+    FROM scan_dates AS d
+    JOIN fits AS f ON f.patient_key = d.patient_key AND f.site = d.site
+    WHERE f.n_scan_dates > 2 AND f.sxx > 0
+    GROUP BY d.patient_key, d.site
 ),
 
 trends AS (
@@ -121,7 +136,7 @@ trends AS (
         CASE WHEN reason IS NULL THEN f.sxy / f.sxx END AS slope_g_cm2_per_year,
         CASE
             WHEN reason IS NULL AND n_scans > 2
-                THEN sqrt(greatest(0.0, f.syy - f.sxy * f.sxy / f.sxx) / (n_scans - 2) / f.sxx)
+                THEN sqrt(r.sse / (n_scans - 2) / f.sxx)
         END AS slope_se_g_cm2_per_year,
         100.0 * slope_g_cm2_per_year / f.first_bmd_g_cm2 AS slope_pct_per_year,
         m.uses_sbmd,
@@ -131,6 +146,7 @@ trends AS (
     FROM site_manufacturers AS m
     JOIN site_lsc AS l ON l.site = m.site
     LEFT JOIN fits AS f ON f.patient_key = m.patient_key AND f.site = m.site
+    LEFT JOIN residuals AS r ON r.patient_key = m.patient_key AND r.site = m.site
 )
 
 -- final select --------------------------------------------------------------------------------
