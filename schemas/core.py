@@ -174,7 +174,8 @@ class FctLabResultHistory(_ResultColumns):
 
 class FctDexaScan(_Table):
     """DXA measurements from every vendor export; a measurement exported twice is kept once
-    (latest file). Grain: one row per patient × scan date × site × side."""
+    (the last copy received: latest run, then last landing name, then last line). Grain: one
+    row per patient × scan date × site × side."""
 
     patient_key: str = pseudonymous_key()
     scan_id: str = same_as(StgDexaScan, "scan_id")
@@ -202,10 +203,12 @@ class FctDexaScan(_Table):
 
 class FctMedication(_Table):
     """Medication orders and dispenses, deduplicated on content when the same record arrives
-    in several files. Grain: one row per patient × medication record (medication_record_id)."""
+    more than once (the first copy received is kept: earliest run, then first landing name,
+    then first line). Grain: one row per patient × medication record (medication_record_id)."""
 
     medication_record_id: str = pa.Field(
-        description="md5 of the record's content (patient, type, RxNorm, dates, dose, frequency, quantity)."
+        description="md5 of the record's content (patient, type, RxNorm, dates, dose and its unit, "
+        "frequency, days supply, quantity)."
     )
     patient_key: str = pseudonymous_key()
     record_type: str = same_as(StgMedication, "record_type", isin=RECORD_TYPES)

@@ -5,45 +5,47 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
-import polars as pl
+from staging_fixture import core_from_staged
 
-from schemas.staging import StgMedication, columns_of
-from warehouse.runner import materialize
+from schemas.staging import StgMedication
+
+RUN_1 = dt.datetime(2024, 1, 1)
+RUN_2 = dt.datetime(2024, 2, 1)
 
 
-def build(records: list[dict]) -> list[tuple]:
-    con = duckdb.connect()
+def build(records: list[dict], files: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """Records default to file f1, patient pk, an order, at lines 2, 3, …"""
     base = {
         "file_sha256": "f1",
         "source_system": "meds",
         "patient_key": "pk",
         "record_type": "order",
     }
-    frame = pl.DataFrame(
-        [{**base, "position": f"line {i + 2}", **r} for i, r in enumerate(records)],
-        schema=columns_of(StgMedication),
+    rows = [{**base, "position": f"line {i + 2}", **r} for i, r in enumerate(records)]
+    return core_from_staged(
+        "core.fct_medication",
+        "stg_meds__medication",
+        StgMedication,
+        rows,
+        files or {"f1": ("meds/a.csv", RUN_1)},
     )
-    con.execute(
-        "CREATE SCHEMA staging; CREATE SCHEMA raw; CREATE SCHEMA quality; CREATE SCHEMA core"
+
+
+def ids_doses_quantities(records: list[dict]) -> list[tuple]:
+    return (
+        build(records)
+        .execute(
+            "SELECT medication_record_id, dose_value, quantity FROM core.fct_medication ORDER BY ALL"
+        )
+        .fetchall()
     )
-    con.register("frame_in", frame.to_arrow())
-    con.execute("CREATE TABLE staging.stg_meds__medication AS SELECT * FROM frame_in")
-    con.execute(
-        "CREATE TABLE raw.files AS SELECT 'f1' AS file_sha256, 'parsed' AS status, "
-        "TIMESTAMP '2024-01-01' AS received_at"
-    )
-    con.execute("CREATE TABLE quality.held_records (file_sha256 VARCHAR, position VARCHAR)")
-    materialize(con, "core.fct_medication", {})
-    return con.execute(
-        "SELECT medication_record_id, dose_value, quantity FROM core.fct_medication ORDER BY ALL"
-    ).fetchall()
 
 
 def test_a_value_in_another_field_is_another_record():
     # the same number as dose (30, no quantity) or as quantity (30, no dose): two records
     # with two ids (a NULL-skipping concatenation gave both the same id)
     start = dt.date(2020, 1, 1)
-    rows = build(
+    rows = ids_doses_quantities(
         [
             {"rxnorm_code": "199224", "start_date": start, "dose_value": 30.0},
             {"rxnorm_code": "199224", "start_date": start, "quantity": 30.0},
@@ -53,3 +55,42 @@ def test_a_value_in_another_field_is_another_record():
     assert len(rows) == 2
     assert len({r[0] for r in rows}) == 2
     assert {(r[1], r[2]) for r in rows} == {(None, 30.0), (30.0, None)}
+
+
+def test_the_dose_unit_and_days_supply_tell_records_apart():
+    # 0.5 mL of a 200 mg/mL injection and 0.5 mg are two doses; a record re-sent with another
+    # days supply is another record. The same record twice is one.
+    start = dt.date(2022, 3, 1)
+    same = {"rxnorm_code": "835840", "start_date": start, "dose_value": 0.5, "quantity": 5.0}
+    con = build(
+        [
+            {**same, "dose_unit": "mL", "days_supply": 70},
+            {**same, "dose_unit": "mg", "days_supply": 70},
+            {**same, "dose_unit": "mg", "days_supply": 35},
+            {**same, "dose_unit": "mg", "days_supply": 35},
+        ]
+    )
+    got = con.execute(
+        "SELECT dose_unit, days_supply, position FROM core.fct_medication ORDER BY ALL"
+    ).fetchall()
+    assert got == [("mL", 70, "line 2"), ("mg", 35, "line 4"), ("mg", 70, "line 3")]
+
+
+def test_the_first_copy_received_is_kept_in_line_file_and_run_order():
+    # one record at lines 9 and 10 of one file: line 9 (text order would pick 'line 10');
+    # a copy in an earlier run wins over both; within a run the first landing name wins
+    rec = {"rxnorm_code": "199224", "start_date": dt.date(2021, 5, 1), "drug_name": "x"}
+    rows = [{**rec, "position": "line 10"}, {**rec, "position": "line 9"}]
+    con = build(rows)
+    assert con.execute("SELECT position FROM core.fct_medication").fetchall() == [("line 9",)]
+
+    named = [
+        {**rec, "file_sha256": "aa", "position": "line 2", "drug_name": "from b"},
+        {**rec, "file_sha256": "ff", "position": "line 2", "drug_name": "from a"},
+    ]
+    files = {"aa": ("meds/b.csv", RUN_1), "ff": ("meds/a.csv", RUN_1)}
+    con = build(named, files)
+    assert con.execute("SELECT drug_name FROM core.fct_medication").fetchall() == [("from a",)]
+    files = {"aa": ("meds/b.csv", RUN_1), "ff": ("meds/a.csv", RUN_2)}
+    con = build(named, files)
+    assert con.execute("SELECT drug_name FROM core.fct_medication").fetchall() == [("from b",)]
