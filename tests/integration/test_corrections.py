@@ -1,6 +1,8 @@
-"""Correction history on hand-written HL7: F → C → D, and the same messages out of order."""
+"""Correction history on hand-written HL7 (F → C → D, the same messages out of order) and CSV."""
 
 from __future__ import annotations
+
+import hashlib
 
 import duckdb
 import pytest
@@ -21,11 +23,17 @@ D = MSG.format(msh7="20230107120000", ctrl="C3", status="D", value="22.5")
 
 
 def _deliver(home, landing, name, text, run_id):
-    (landing / "hl7").mkdir(parents=True, exist_ok=True)
-    (landing / "hl7" / name).write_text(text)
+    _deliver_files(home, landing, {"hl7/" + name: text}, run_id, "hl7")
+
+
+def _deliver_files(home, landing, files: dict[str, str], run_id, feed):
+    """Write ``files`` (paths relative to the landing folder), then land, stage and build core."""
+    for rel, text in files.items():
+        (landing / rel).parent.mkdir(parents=True, exist_ok=True)
+        (landing / rel).write_text(text)
     steps.start_run(home, run_id, landing)
     steps.land(home, landing, run_id)
-    steps.stage(home, "hl7", run_id)
+    steps.stage(home, feed, run_id)
     steps.build_core(home, params.core_params())
 
 
@@ -136,3 +144,44 @@ def test_without_filler_order_number_the_sub_id_tells_results_apart(home, tmp_pa
         (18.4, "C", True, 2),
         (33.0, "C", True, 2),
     ]
+
+
+NORTH_HEADER = (
+    "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
+    "AccessionNo,Status\n"
+)
+
+
+def _north_row(value, when="2023-01-05 08:30", code="E2SENS"):
+    return f"MRN001,DOE^JOHN,1958-03-12,{when},{code},x,{value},pg/mL,,,,F\n"
+
+
+def _deliver_csv(home, landing, files: dict[str, str], run_id):
+    northlab = {"lab_csv/northlab/" + name: text for name, text in files.items()}
+    _deliver_files(home, landing, northlab, run_id, "lab_csv")
+
+
+def _current_e2(home):
+    return [(value, n) for value, _status, _corrected, n in _state(home)[0]]
+
+
+def test_csv_versions_in_one_file_follow_the_line_number(home, tmp_path):
+    # no accession number: one code at one collection time is one result, and a CSV row has
+    # no message time, so of two versions in one file the later line is current: line 10,
+    # not line 9 (text order put 'line 10' first)
+    filler = "".join(_north_row(100 + i, f"2022-0{i + 1}-01 08:00", "TESTO") for i in range(7))
+    text = NORTH_HEADER + filler + _north_row("20.0") + _north_row("25.0")
+    _deliver_csv(home, tmp_path / "landing", {"export.csv": text}, "r1")
+    assert _current_e2(home) == [(25.0, 2)]
+
+
+def test_csv_versions_in_one_run_follow_the_landing_name(home, tmp_path):
+    # two exports of one run carry the same result: the later landing name is current, not
+    # the later content hash (the names are chosen against the hash order)
+    first = NORTH_HEADER + _north_row("30.0")
+    second = NORTH_HEADER + _north_row("35.0")
+    by_hash = sorted([first, second], key=lambda t: hashlib.sha256(t.encode()).hexdigest())
+    files = {"export_2.csv": by_hash[0], "export_1.csv": by_hash[1]}
+    _deliver_csv(home, tmp_path / "landing", files, "r1")
+    expected = float(by_hash[0].splitlines()[1].split(",")[6])
+    assert _current_e2(home) == [(expected, 2)]

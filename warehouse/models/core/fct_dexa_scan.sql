@@ -6,19 +6,22 @@ staged AS (
 ),
 
 accepted AS (
-    SELECT s.*, f.received_at
+    SELECT s.*, f.received_at, f.name AS landing_name
     FROM staged AS s
     JOIN raw.files AS f USING (file_sha256)  -- only files whose every chunk is staged
     ANTI JOIN quality.held_records AS h USING (file_sha256, position)
     WHERE f.status = 'parsed' AND s.patient_key IS NOT NULL AND s.scan_date IS NOT NULL AND s.site IS NOT NULL
 ),
 
+-- the last copy received: latest run, then landing name, then line ('line 10' after
+-- 'line 9': positions share their prefix, so the longer is the larger number)
 deduplicated AS (
     SELECT *
     FROM accepted
     QUALIFY row_number() OVER (
         PARTITION BY patient_key, scan_date, site, coalesce(side, '')
-        ORDER BY received_at DESC, file_sha256 DESC, position DESC
+        ORDER BY received_at DESC, landing_name DESC, file_sha256 DESC,
+                 length(position) DESC, position DESC
     ) = 1
 )
 

@@ -12,11 +12,11 @@ staged AS (
 
 received AS (
     -- only files whose every chunk is staged (a file being staged is not yet 'parsed')
-    SELECT file_sha256, received_at FROM raw.files WHERE status = 'parsed'
+    SELECT file_sha256, received_at, name AS landing_name FROM raw.files WHERE status = 'parsed'
 ),
 
 accepted AS (
-    SELECT s.*, r.received_at
+    SELECT s.*, r.received_at, r.landing_name
     FROM staged AS s
     JOIN received AS r USING (file_sha256)
     ANTI JOIN quality.held_records AS h USING (file_sha256, position)
@@ -29,7 +29,7 @@ occurrences AS (
         -- OBX without OBX-4 are distinct results, not versions of one
         row_number() OVER (
             PARTITION BY file_sha256, message_index, filler_order_number, source_code, sub_id
-            ORDER BY segment_index, position
+            ORDER BY segment_index, length(position), position
         ) AS occurrence
     FROM accepted
 ),
@@ -69,8 +69,11 @@ ordered AS (
     FROM keyed
     WINDOW w AS (
         PARTITION BY result_key
-        ORDER BY coalesce(message_at, received_at), status_rank, file_sha256,
-                 message_index, segment_index, position
+        -- without message times (CSV), versions of one run follow the landing name, then the
+        -- line: positions share their prefix, so the shorter is the smaller ('line 9' before
+        -- 'line 10')
+        ORDER BY coalesce(message_at, received_at), status_rank, landing_name, file_sha256,
+                 message_index, segment_index, length(position), position
     )
 )
 
