@@ -8,6 +8,7 @@ fails (file-level transactions in ingestion, whole-table rebuilds elsewhere).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -176,8 +177,9 @@ def build_core(home: Home, params: dict) -> dict[str, int]:
 def build_features(home: Home, params: dict, run_id: str, *, full: bool = False) -> dict[str, int]:
     """Core → marts: recompute the features of the patients this run touched.
 
-    A full rebuild happens when the marts do not exist yet, when their parameters changed,
-    or when asked.
+    A full rebuild happens when the marts do not exist yet, when their parameters or their
+    model SQL changed (an upgrade: the untouched patients' rows would keep the old
+    definition), or when asked.
     """
     counts = {}
     with writer(home) as con:
@@ -188,9 +190,9 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
                 "SELECT DISTINCT patient_key FROM raw.touched_patients WHERE refreshed_at IS NULL"
             ).fetchall()
         ]
-        p_json = json.dumps(params, sort_keys=True, default=str)
         con.execute("BEGIN")
         for name in FEATURE_MODELS:
+            p_json = build_state(name, params)
             state = con.execute(
                 "SELECT params_json FROM raw.feature_state WHERE model = $m", {"m": name}
             ).fetchone()
@@ -208,6 +210,12 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
         )
         con.execute("COMMIT")
     return counts
+
+
+def build_state(name: str, params: dict) -> str:
+    """What a mart was built with: its parameters and the SHA-256 of its model SQL."""
+    model = hashlib.sha256(model_sql(name).encode()).hexdigest()
+    return json.dumps({"params": params, "model_sha256": model}, sort_keys=True, default=str)
 
 
 def build_omop(home: Home) -> list[str]:
