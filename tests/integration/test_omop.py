@@ -4,6 +4,7 @@ until a lab or DXA record brings one."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import duckdb
@@ -28,19 +29,23 @@ MEDS = (
 )
 
 
-def test_persons_without_birth_year_are_left_out_with_their_records(home, tmp_path):
-    landing = tmp_path / "landing"
-    (landing / "hl7").mkdir(parents=True)
-    (landing / "meds").mkdir()
-    (landing / "hl7" / "a.hl7").write_text(HL7)
-    (landing / "meds" / "m.csv").write_text(MEDS)
+def load(home, landing, files: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """Land ``files`` (paths under the landing folder), stage their feeds, build core and the
+    OMOP views; a read-only connection to the warehouse."""
+    for rel, text in files.items():
+        (landing / rel).parent.mkdir(parents=True, exist_ok=True)
+        (landing / rel).write_text(text)
     steps.start_run(home, "r1", landing)
     steps.land(home, landing, "r1")
-    for feed in ("hl7", "meds"):
+    for feed in sorted({rel.split("/")[0] for rel in files}):
         steps.stage(home, feed, "r1")
     steps.build_core(home, params.core_params())
     steps.build_omop(home)
-    con = duckdb.connect(str(home.warehouse), read_only=True)
+    return duckdb.connect(str(home.warehouse), read_only=True)
+
+
+def test_persons_without_birth_year_are_left_out_with_their_records(home, tmp_path):
+    con = load(home, tmp_path / "landing", {"hl7/a.hl7": HL7, "meds/m.csv": MEDS})
     q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
     try:
         assert q("SELECT count(*), count(birth_year) FROM core.dim_patient") == [(2, 1)]
@@ -62,5 +67,65 @@ def test_persons_without_birth_year_are_left_out_with_their_records(home, tmp_pa
             ("14715-7", "pmol/L", 3025285, 3026725, 8845, round(73.4 / 3.671, 2)),
             ("2243-4", "pg/mL", 3025285, 3025285, 8845, 18.0),
         ]
+    finally:
+        con.close()
+
+
+DXA = (
+    "PAT_ID,SCAN_DATE,SCAN_TYPE,SIDE,INSTRUMENT,L1L4_BMD,L1L4_TSCORE,L1L4_ZSCORE,"
+    "NECK_BMD,NECK_TSCORE,HTOT_BMD\n"
+    "MRN1,03/01/2023,Spine,,Horizon A,0.950,-1.2,-0.8,,,\n"
+    "MRN1,03/01/2023,Hip,Left,Horizon A,,,,0.700,-2.1,0.850\n"
+    "MRN1,03/01/2023,Hip,Right,Horizon A,,,,0.720,,\n"
+)
+MEDS_ORDER = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity\n"
+    "MRN1,NORTH_CLINIC,order,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30\n"
+    "MRN1,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-02,,30,30\n"
+    "MRN1,NORTH_CLINIC,,199224,anastrozole,1,tablet,daily,2023-01-03,,30,30\n"
+)
+
+
+def test_dxa_values_are_measurements_and_record_types_are_drug_types(home, tmp_path):
+    # every BMD, T- and Z-score of a feature site is a measurement with the DXA LOINC of its
+    # site (DOMAIN.md) and its OMOP concept (config/omop_concepts.csv); each hip side is a
+    # row; BMD is in g/cm2 (UCUM concept 32700), a score has no unit concept
+    files = {"hl7/a.hl7": HL7, "dexa/hologic/d.csv": DXA, "meds/m.csv": MEDS_ORDER}
+    con = load(home, tmp_path / "landing", files)
+    q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    try:
+        dxa = q(
+            "SELECT measurement_source_value, measurement_concept_id, value_as_number, "
+            "unit_source_value, unit_concept_id, measurement_date FROM omop.measurement "
+            "WHERE measurement_source_value NOT IN ('2243-4', '14715-7')"
+        )
+        day = dt.date(2023, 3, 1)
+        assert sorted(dxa) == sorted(
+            [
+                ("24966-4", 3033804, 0.950, "g/cm2", 32700, day),  # spine BMD
+                ("38267-1", 3049654, -1.2, "{T-score}", 0, day),
+                ("85394-5", 36204417, -0.8, "{Z-score}", 0, day),
+                ("24701-5", 3021722, 0.700, "g/cm2", 32700, day),  # neck left
+                ("38263-0", 3051450, -2.1, "{T-score}", 0, day),
+                ("38261-4", 3052486, 0.850, "g/cm2", 32700, day),  # total hip left
+                ("24701-5", 3021722, 0.720, "g/cm2", 32700, day),  # neck right
+            ]
+        )
+        assert q("SELECT count(DISTINCT measurement_id) = count(*) FROM omop.measurement") == [
+            (True,)
+        ]
+        assert sorted(q("SELECT drug_type_concept_id FROM omop.drug_exposure")) == [
+            (32817,),  # no record type: EHR
+            (32825,),  # dispense: EHR dispensing record
+            (32838,),  # order: EHR prescription
+        ]
+        columns = {r[0] for r in q("DESCRIBE omop.person")}
+        assert {
+            "race_source_value",
+            "race_source_concept_id",
+            "ethnicity_source_value",
+            "ethnicity_source_concept_id",
+        } <= columns
     finally:
         con.close()

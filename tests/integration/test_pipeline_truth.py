@@ -208,8 +208,13 @@ def test_omop_counts_equal_core(pipeline):
     )
     assert q("SELECT count(*) FROM omop.person WHERE year_of_birth IS NULL") == 0
     assert q("SELECT count(*) FROM omop.person") == q("SELECT count(*) FROM known")
+    # a lab result is one measurement; a DXA row of a feature site one per BMD / T / Z it has
     assert q("SELECT count(*) FROM omop.measurement") == q(
         "SELECT count(*) FROM core.fct_lab_result SEMI JOIN known USING (patient_key)"
+    ) + q(
+        "SELECT count(bmd_g_cm2) + count(t_score) + count(z_score) FROM core.fct_dexa_scan "
+        "SEMI JOIN known USING (patient_key) "
+        "WHERE site IN ('lumbar_spine', 'total_hip', 'femoral_neck')"
     )
     assert q("SELECT count(*) FROM omop.drug_exposure") == q(
         "SELECT count(*) FROM core.fct_medication SEMI JOIN known USING (patient_key)"

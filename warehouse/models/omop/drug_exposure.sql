@@ -22,7 +22,11 @@ SELECT
     coalesce(m.end_date, m.start_date) AS drug_exposure_end_date,
     CAST(coalesce(m.end_date, m.start_date) AS TIMESTAMP) AS drug_exposure_end_datetime,
     CAST(NULL AS DATE) AS verbatim_end_date,
-    CASE m.record_type WHEN 'dispense' THEN 32825 ELSE 32817 END AS drug_type_concept_id,  -- 32825 dispensing | 32817 EHR
+    CASE m.record_type
+        WHEN 'dispense' THEN 32825  -- EHR dispensing record
+        WHEN 'order' THEN 32838     -- EHR prescription
+        ELSE 32817                  -- EHR
+    END AS drug_type_concept_id,
     CAST(NULL AS VARCHAR) AS stop_reason,
     CAST(NULL AS INTEGER) AS refills,
     m.quantity,

@@ -18,6 +18,10 @@ SELECT
     CAST(NULL AS BIGINT) AS care_site_id,
     patient_key AS person_source_value,
     sex AS gender_source_value,
-    0 AS gender_source_concept_id
+    0 AS gender_source_concept_id,
+    CAST(NULL AS VARCHAR) AS race_source_value,  -- no feed sends race or ethnicity
+    0 AS race_source_concept_id,
+    CAST(NULL AS VARCHAR) AS ethnicity_source_value,
+    0 AS ethnicity_source_concept_id
 FROM core.dim_patient
 WHERE birth_year IS NOT NULL
