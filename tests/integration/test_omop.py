@@ -60,12 +60,12 @@ def test_persons_without_birth_year_are_left_out_with_their_records(home, tmp_pa
         assert sorted(
             q(
                 "SELECT measurement_source_value, unit_source_value, measurement_concept_id, "
-                "measurement_source_concept_id, unit_concept_id, round(value_as_number, 2) "
-                "FROM omop.measurement"
+                "measurement_source_concept_id, unit_concept_id, round(value_as_number, 2), "
+                "range_low, range_high FROM omop.measurement"
             )
         ) == [
-            ("14715-7", "pmol/L", 3025285, 3026725, 8845, round(73.4 / 3.671, 2)),
-            ("2243-4", "pg/mL", 3025285, 3025285, 8845, 18.0),
+            ("14715-7", "pmol/L", 3025285, 3026725, 8845, round(73.4 / 3.671, 2), None, None),
+            ("2243-4", "pg/mL", 3025285, 3025285, 8845, 18.0, 10.0, 40.0),  # OBX-7 10-40
         ]
     finally:
         con.close()

@@ -10,7 +10,18 @@ persons AS (
 ),
 
 results AS (
-    SELECT * FROM core.fct_lab_result SEMI JOIN persons USING (patient_key)
+    SELECT
+        *,
+        -- the lab's reference range ('10-40', '<39', '>5'; '' where the pattern fails), in the
+        -- unit it was sent in: the unit of value_as_number only when the value was not converted
+        regexp_extract(
+            reference_range, '^\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*$', ['low', 'high']
+        ) AS between_range,
+        regexp_extract(
+            reference_range, '^\s*([<>])=?\s*(\d+(?:\.\d+)?)\s*$', ['side', 'bound']
+        ) AS open_range,
+        lower(original_unit) = lower(unit) AS range_in_value_unit
+    FROM core.fct_lab_result SEMI JOIN persons USING (patient_key)
 ),
 
 concepts AS (
@@ -84,8 +95,14 @@ lab_rows AS (
         r.value AS value_as_number,
         CAST(NULL AS INTEGER) AS value_as_concept_id,
         coalesce(uc.concept_id, 0) AS unit_concept_id,
-        CAST(NULL AS DOUBLE) AS range_low,
-        CAST(NULL AS DOUBLE) AS range_high,
+        CASE WHEN r.range_in_value_unit THEN coalesce(
+            try_cast(r.between_range.low AS DOUBLE),
+            CASE WHEN r.open_range.side = '>' THEN try_cast(r.open_range.bound AS DOUBLE) END
+        ) END AS range_low,
+        CASE WHEN r.range_in_value_unit THEN coalesce(
+            try_cast(r.between_range.high AS DOUBLE),
+            CASE WHEN r.open_range.side = '<' THEN try_cast(r.open_range.bound AS DOUBLE) END
+        ) END AS range_high,
         CAST(NULL AS BIGINT) AS provider_id,
         CAST(NULL AS BIGINT) AS visit_occurrence_id,
         CAST(NULL AS BIGINT) AS visit_detail_id,
