@@ -153,9 +153,32 @@ def omop_views(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"views": ", ".join(names)})
 
 
+QUALITY_GX = dg.AssetKey(["quality", "gx_validation"])
+
+
+@dg.asset(
+    key=QUALITY_GX,
+    deps=[*FEATURE_KEYS, OMOP],
+    group_name="quality",
+    description="Great Expectations suites over the warehouse: quality.gx_results, Data Docs. "
+    "Before publishing, so the snapshot carries the run's own results.",
+)
+def gx_validation(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    summary = reports.gx(warehouse.get_home(), context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "gx_success": bool(summary.get("success")),
+            "gx_failed_expectations": summary.get("n_failed", 0),
+            "data_docs": dg.MetadataValue.path(summary["data_docs"]),
+        }
+    )
+
+
 @dg.asset(
     key=PUBLISHED,
-    deps=[*FEATURE_KEYS, OMOP],
+    deps=[*FEATURE_KEYS, OMOP, QUALITY_GX],
     group_name="published",
     description="Read-only analyst snapshot published/analytics.duckdb, swapped atomically.",
 )
@@ -173,15 +196,15 @@ COHORT_REPORT = dg.AssetKey(["reports", "cohort_report"])
 
 @dg.asset(
     key=QUALITY_REPORT,
-    deps=[PUBLISHED],
+    deps=[PUBLISHED, QUALITY_GX],
     group_name="reports",
-    description="Great Expectations suites over the warehouse (Data Docs) and the quality report HTML.",
+    description="The quality report HTML of the run, with its Great Expectations results.",
 )
 def quality_report(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     home = warehouse.get_home()
-    summary = reports.quality(home, context.run_id)
+    summary = reports.quality(home, context.run_id, gx_again=False)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(summary["html_path"]),
@@ -216,6 +239,7 @@ all_assets = [
     core_tables,
     feature_marts,
     omop_views,
+    gx_validation,
     published_analytics,
     quality_report,
     cohort_report,

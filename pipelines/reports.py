@@ -10,19 +10,26 @@ from warehouse.quality_queries import connect_read_only
 from warehouse.quality_report import build_quality_report
 
 
-def quality(home: Home, run_id: str, *, gx_again: bool = True) -> dict:
-    """GX suites (imported lazily: ~6 s), then the quality report of ``run_id``.
+def gx(home: Home, run_id: str) -> dict:
+    """The GX suites over the warehouse for ``run_id`` (imported lazily: ~6 s); its summary."""
+    from warehouse.quality_gx import run_gx
 
-    ``gx_again=False`` (``labwh report``) keeps the results the run stored, evaluated as of
-    the run, and validates only a run that has none.
+    return run_gx(home, run_id)
+
+
+def quality(home: Home, run_id: str, *, gx_again: bool = True) -> dict:
+    """GX suites, then the quality report of ``run_id``.
+
+    ``gx_again=False`` (the pipeline's report step, ``labwh report``) keeps the results the
+    run stored, evaluated as of the run, and validates only a run that has none.
     """
-    from warehouse.quality_gx import results_dir, run_gx
+    from warehouse.quality_gx import results_dir
 
     stored = results_dir(home, run_id) / "summary.json"
     if not gx_again and stored.exists():
         summary = json.loads(stored.read_text(encoding="utf-8"))
     else:
-        summary = run_gx(home, run_id)
+        summary = gx(home, run_id)
     path = build_quality_report(home, run_id)
     failed = sum(t.get("n_failed", 0) for t in summary.get("tables", {}).values())
     return {"html_path": str(path), "gx_success": bool(summary.get("success")), "gx_failed": failed}

@@ -93,6 +93,20 @@ def test_published_runs_show_the_publishing_run_finished(pipeline):
     assert shown == recorded  # the snapshot's own run too: 'success' at the same time
 
 
+def test_published_gx_results_include_the_publishing_run(pipeline):
+    # GX validates before the publish, so analysts see the run's own expectations
+    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    try:
+        runs = con.execute(
+            "SELECT run_id, count(*) FROM quality.gx_results GROUP BY run_id ORDER BY run_id"
+        ).fetchall()
+    finally:
+        con.close()
+    counts = dict(runs)
+    assert set(counts) == {pipeline["run_id"], pipeline["second_run_id"]}
+    assert counts[pipeline["run_id"]] == counts[pipeline["second_run_id"]] > 0
+
+
 def _num(s):
     return None if s in ("", None) else float(s)
 
