@@ -41,6 +41,28 @@ MASK_FILE_NAMES = (
 )
 
 
+PUBLISH_QUERIES = Path(__file__).resolve().parent / "queries" / "publish"
+
+
+def mask_free_text(con: duckdb.DuckDBPyConnection) -> int:
+    """Mask the snapshot's free text (text results, unmapped analyte names, drug names,
+    quarantine excerpts…: queries/publish/masked_text.sql) with the connection's
+    ``mask_identifiers``; returns the number of distinct texts masked."""
+    con.execute((PUBLISH_QUERIES / "masked_text.sql").read_text(encoding="utf-8"))
+    try:
+        masked = con.execute("SELECT count(*) FROM masked_text").fetchone()[0]
+        if masked:
+            con.execute((PUBLISH_QUERIES / "apply_masked_text.sql").read_text(encoding="utf-8"))
+            # the current versions, from the masked history by their own model
+            con.execute(
+                "CREATE OR REPLACE TABLE core.fct_lab_result AS "  # noqa: S608 - model text
+                + model_sql("core.fct_lab_result")
+            )
+    finally:
+        con.execute("DROP TABLE IF EXISTS masked_text")
+    return masked
+
+
 def path_literal(path: Path) -> str:
     """A SQL string literal for a file path we created (ATTACH cannot bind parameters)."""
     text = str(path)
@@ -123,6 +145,7 @@ def publish(
         )
         for statement in MASK_FILE_NAMES:
             dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
+        mask_free_text(dst)
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):
             view = "omop." + path.stem
             dst.execute("CREATE OR REPLACE VIEW " + view + " AS " + model_sql(view))  # noqa: S608

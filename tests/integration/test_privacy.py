@@ -348,6 +348,76 @@ def test_snapshot_masks_file_names_that_carry_identifiers(home, tmp_path):
     assert "19580312" in " ".join(writer_files + writer_positions)
 
 
+FREE_TEXT_HL7 = (
+    "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|20230105120000||ORU^R01|FT1|P|2.5.1\r"
+    "PID|1||MRN0000120^^^NORTH_CLINIC^MR||SCHAEFER^JUERGEN||19670218|M\r"
+    "OBR|1||FIL9^LABWH_LIS|HORM^Hormones^L|||20230105083000\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.0|pg/mL|10-40|N|||F\r"
+    "OBX|2|ST|NOTE^Lab note^L||Called Schaefer, Juergen (MRN0000120, born 02/18/1967)||||||F\r"
+    "OBX|3|NM|XQ9^Juergen Schaefer MRN0000120^L||4.5|Schaefer|||||F\r"
+    "OBX|4|ST|NOTE2^Lab note^L||hemolysed, repeat||||||F\r"
+)
+FREE_TEXT_MEDS = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity\n"
+    "MRN0000120,NORTH_CLINIC,dispense,199224,Schaefer Juergen,1,tablet,daily,2023-01-01,,30,30\n"
+)
+
+
+def test_snapshot_masks_free_text_that_carries_identifiers(home, tmp_path):
+    """A text result, an unmapped analyte's name and unit, and a drug name that quote the
+    patient: the snapshot shows them masked (every table, the OMOP views too); clean text and
+    numbers are as sent, and the writer's warehouse keeps the originals."""
+    from warehouse import params, steps
+    from warehouse.publish import publish
+
+    landing = tmp_path / "landing"
+    for rel, text in {"hl7/ft.hl7": FREE_TEXT_HL7, "meds/m.csv": FREE_TEXT_MEDS}.items():
+        (landing / rel).parent.mkdir(parents=True, exist_ok=True)
+        (landing / rel).write_text(text)
+    steps.start_run(home, "r", landing)
+    steps.land(home, landing, "r")
+    for feed in ("hl7", "meds"):
+        steps.stage(home, feed, "r")
+    steps.build_core(home, params.core_params())
+    steps.build_features(home, params.feature_params({}), "r")
+    steps.build_omop(home)
+    snapshot = publish(home)
+
+    def every_text(db: Path) -> str:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            cells = []
+            for schema, table in con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema IN ('core', 'marts', 'quality', 'omop')"
+            ).fetchall():
+                rows = con.execute("SELECT * FROM " + schema + "." + table).fetchall()  # noqa: S608
+                cells += [str(v) for row in rows for v in row if isinstance(v, str)]
+            return "\n".join(cells)
+        finally:
+            con.close()
+
+    published = every_text(snapshot)
+    for secret in ("MRN0000120", "Schaefer", "SCHAEFER", "Juergen", "02/18/1967"):
+        assert secret not in published, secret
+    assert "hemolysed, repeat" in published  # no identifier: as sent
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        values = con.execute(
+            "SELECT analyte, value, value_text FROM core.fct_lab_result ORDER BY source_code"
+        ).fetchall()
+        history = con.execute(
+            "SELECT count(*) FROM core.fct_lab_result_history WHERE value_text LIKE 'Called ▒%'"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    assert ("estradiol", 18.0, None) in values and history == 1
+    assert ("▒▒▒ ▒▒▒ ▒▒▒", 4.5, None) in values  # unmapped: its name masked, its value kept
+    writer = every_text(home.warehouse)
+    assert "Schaefer" in writer and "MRN0000120" in writer  # operations keep the originals
+
+
 # --------------------------------------------------------------------------- key rotation
 def test_rekey_leaves_no_value_derived_from_the_old_key(tmp_path, monkeypatch):
     """After ``warehouse.rekey``, the warehouse equals one built from scratch with the new key,

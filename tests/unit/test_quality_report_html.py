@@ -20,6 +20,9 @@ from transforms.reporting.quality_html import QualityReportData, render_quality_
         ("born 19580312", f"born {MASK * 3}"),
         ("collected 2023-01-05 08:30", f"collected 2023-{MASK * 2}-{MASK * 2} 08:30"),
         ("scan 05/01/2023", f"scan {MASK * 2}/{MASK * 2}/2023"),
+        # a date joined to a name by '_' (no word boundary there) is a date all the same
+        ("doe_1945-04-15.csv", f"doe_1945-{MASK * 2}-{MASK * 2}.csv"),
+        ("x_15.04.1945.csv", f"x_{MASK * 2}/{MASK * 2}/1945.csv"),
         ("lab/DOE_JOHN_MRN12345.csv", f"lab/DOE_JOHN_{MASK * 3}.csv"),
         # analyte values, codes and positions stay readable
         ("estradiol 12 pg/dL", "estradiol 12 pg/dL"),

@@ -32,8 +32,8 @@ _PREFIXED_ID = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{1,8}[-#:]?\d{4,}(?![0-9])")
 # a run of six or more digits not part of a decimal number: 19580312, 5551234567
 _LONG_NUMBER = re.compile(r"(?<![\d.,])\d{6,}(?![\d]|[.,]\d)")
 # full dates (ISO, US, European): the year is kept
-_ISO_DATE = re.compile(r"\b((?:19|20|21|29)\d{2})-(\d{1,2})-(\d{1,2})\b")
-_DMY_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.]((?:19|20)\d{2})\b")
+_ISO_DATE = re.compile(r"(?<![0-9])((?:19|20|21|29)\d{2})-(\d{1,2})-(\d{1,2})(?![0-9])")
+_DMY_DATE = re.compile(r"(?<![0-9])(\d{1,2})[/.](\d{1,2})[/.]((?:19|20)\d{2})(?![0-9])")
 
 
 @lru_cache(maxsize=1)
