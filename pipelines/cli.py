@@ -282,6 +282,9 @@ def cmd_quarantine(args) -> int:
     if not home.warehouse.exists():
         print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
         return 2
+    if args.action == "list" and args.id is not None:
+        print("quarantine list takes no id: `labwh quarantine show ID`", file=sys.stderr)
+        return 2
     if args.action == "list":
         frame = quarantine.list_quarantine(
             home, feed=args.feed, check=args.check, include_released=args.all
@@ -302,15 +305,20 @@ def cmd_quarantine(args) -> int:
         return 0
     from warehouse.reprocess import ContractBroken
 
+    # `release 12` and `release --ids 12 13` both name records
+    ids = [*(args.ids or []), *([args.id] if args.id is not None else [])]
     try:
         with locks.run_lock(home.run_lock):
             result = quarantine.release(
                 home,
-                ids=args.ids or None,
+                ids=ids or None,
                 check_name=args.check,
                 feed=args.feed,
                 run_id=_stamped_run_id("release"),
             )
+    except LookupError as err:
+        print(f"{err}; see `labwh quarantine list`", file=sys.stderr)
+        return 1
     except ContractBroken as err:
         print(f"release failed: {err}", file=sys.stderr)
         return 1
@@ -318,6 +326,7 @@ def cmd_quarantine(args) -> int:
         print(f"{k}: {v}")
     if not result["selected"]:
         print("nothing to release: no open quarantine record matches", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -434,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quarantine", help="review and release quarantined records", epilog=EPILOG)
     q.add_argument("action", choices=["list", "show", "release"])
-    q.add_argument("id", nargs="?", type=int, help="quarantine id (show)")
+    q.add_argument("id", nargs="?", type=int, help="quarantine id (show; release)")
     q.add_argument("--ids", type=int, nargs="*", help="quarantine ids to release")
     q.add_argument("--feed", help="only this feed")
     q.add_argument("--check", help="only this check_name (e.g. unknown_unit)")

@@ -101,7 +101,8 @@ def release(
     """Re-stage the files of the selected open quarantine records and rebuild downstream.
 
     Selection: ``ids`` and/or ``check_name`` and/or ``feed`` (all open records when none is
-    given). Returns counts: ``selected``, ``files``, ``released`` (now in core),
+    given). An id that is no open record (unknown, released, a duplicate delivery) raises
+    LookupError and nothing is released. Returns counts: ``selected``, ``files``, ``released`` (now in core),
     ``still_quarantined`` (failed the same check again) and ``quarantined_under_other_check``
     (the fix let them past one check but another one put them aside).
     """
@@ -120,6 +121,12 @@ def release(
                 },
             ).iter_rows()
         ]
+        not_open = sorted(set(ids or ()) - set(selected))
+        if not_open:
+            raise LookupError(
+                f"no open quarantine record {', '.join(map(str, not_open))} "
+                "(unknown, already released, or a duplicate delivery)"
+            )
         files = (
             [
                 tuple(r)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import duckdb
+import polars as pl
 import pytest
 
 from transforms import catalog
@@ -121,3 +122,10 @@ def test_release_after_adding_the_unit(home, tmp_path, config_dir):
 
     # nothing selected → nothing done
     assert release(home, feed="dexa", run_id="release-3")["files"] == 0
+    # an id that is no open record (this one was released) → an error, nothing done
+    released_id = list_quarantine(home, include_released=True).filter(
+        pl.col("position") == "m0/s4"
+    )["quarantine_id"][0]
+    with pytest.raises(LookupError, match=f"no open quarantine record {released_id}"):
+        release(home, ids=[released_id], run_id="release-4")
+    assert _state(home) == (core, quarantine, files, staged)

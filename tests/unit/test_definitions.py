@@ -79,9 +79,15 @@ def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
     assert err.startswith("error: ") and "syntax error" in err and "Traceback" not in err
     assert main(["quarantine", "show", "99999"]) == 1
     assert "no quarantine record 99999" in capsys.readouterr().err
-    assert main(["quarantine", "release", "--check", "unknown_unit"]) == 0
+    assert main(["quarantine", "release", "--check", "unknown_unit"]) == 2  # nothing to do
     out, err = capsys.readouterr()
     assert "selected: 0" in out and "nothing to release" in err
+    # an id names a record, as a positional argument or with --ids: unknown → 1, nothing done
+    for argv in (["release", "99999"], ["release", "--ids", "99999"]):
+        assert main(["quarantine", *argv]) == 1
+        assert "no open quarantine record 99999" in capsys.readouterr().err
+    assert main(["quarantine", "list", "12"]) == 2
+    assert "takes no id" in capsys.readouterr().err
 
 
 def test_stamped_run_ids_differ_within_one_second():
