@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from transforms.csvsafe import safe_row
+from transforms.landing import FEEDS
 from warehouse.home import Home
 
 EPILOG = "Home folder: --home, else $LABWH_HOME, else ./data."
@@ -178,6 +179,13 @@ def cmd_run(args) -> int:
     landing = Path(args.landing).resolve() if args.landing else None
     if landing is not None and not landing.is_dir():
         print(f"no landing folder at {landing}", file=sys.stderr)
+        return 2
+    if landing is not None and not any((landing / feed).is_dir() for feed in FEEDS):
+        # nothing here could ever be read: a wrong folder, not an empty delivery
+        nested = landing / "landing"
+        hint = f"; did you mean --landing {nested}?" if nested.is_dir() else ""
+        folders = ", ".join(f + "/" for f in FEEDS)
+        print(f"no feed folder ({folders}) in {landing}{hint}", file=sys.stderr)
         return 2
     run_config = {}
     if args.full_rebuild:

@@ -58,6 +58,14 @@ def test_cli_refuses_bad_arguments_with_a_message(home, tmp_path, capsys):
     assert main(["run", "--landing", str(missing)]) == 2
     assert f"no landing folder at {missing}" in capsys.readouterr().err
     assert not home.warehouse.exists()  # a refused run writes nothing
+    # the folder `labwh generate --out` made, instead of its landing/: no feed folder there
+    generated = tmp_path / "generate_out"
+    (generated / "landing" / "hl7").mkdir(parents=True)
+    assert main(["run", "--landing", str(generated)]) == 2
+    err = capsys.readouterr().err
+    assert "no feed folder (hl7/, lab_csv/, dexa/, meds/)" in err
+    assert f"did you mean --landing {generated / 'landing'}?" in err
+    assert not home.warehouse.exists()
 
     for bad in ["-5", "0", "many"]:
         with pytest.raises(SystemExit) as exc:
