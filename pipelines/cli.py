@@ -212,7 +212,11 @@ def cmd_run(args) -> int:
 # --------------------------------------------------------------------------- sql
 def _print_table(cur, as_csv: bool, out=sys.stdout) -> None:
     cols = [d[0] for d in cur.description] if cur.description else []
-    rows = cur.fetchall()
+    _print_rows(cols, cur.fetchall(), as_csv, out)
+
+
+def _print_rows(cols: list[str], rows: list, as_csv: bool = False, out=sys.stdout) -> None:
+    """Aligned plain columns, one line a row (readable in a pager and with grep), or CSV."""
     if as_csv:
         w = csv.writer(out)
         w.writerow(safe_row(cols))
@@ -297,7 +301,10 @@ def cmd_quarantine(args) -> int:
         frame = quarantine.list_quarantine(
             home, feed=args.feed, check=args.check, include_released=args.all
         )
-        with_pl_config(frame)
+        shown = [c for c in QUARANTINE_LIST_COLUMNS if c in frame.columns]
+        if args.all:
+            shown.append("released_at")
+        _print_rows(shown, frame.select(shown).rows())
         return 0
     if args.action == "show":
         try:
@@ -346,11 +353,16 @@ def _stamped_run_id(kind: str) -> str:
     return f"{kind}-{dt.datetime.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def with_pl_config(frame) -> None:
-    import polars as pl
-
-    with pl.Config(tbl_rows=200, tbl_cols=20, fmt_str_lengths=80):
-        print(frame)
+# what `quarantine list` prints, a line a record (`show ID` prints every field)
+QUARANTINE_LIST_COLUMNS = [
+    "quarantine_id",
+    "feed",
+    "check_name",
+    "file_name",
+    "position",
+    "reason",
+    "excerpt",
+]
 
 
 # --------------------------------------------------------------------------- reprocess
@@ -502,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     except BadSetting as err:
         print(f"setting: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`labwh sql -c … | head`): stop quietly, as a shell tool does;
+        # stdout goes to /dev/null so the interpreter's final flush raises nothing either
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
 
 
 if __name__ == "__main__":

@@ -103,3 +103,27 @@ def test_stamped_run_ids_differ_within_one_second():
 
     ids = {_stamped_run_id("release") for _ in range(50)}
     assert len(ids) == 50 and all(i.startswith("release-") for i in ids)
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(home):
+    # `labwh sql -c … | head -1`: the reader closes the pipe; no traceback, exit 141 (SIGPIPE)
+    import os
+    import subprocess
+    import sys
+
+    from warehouse import params, steps
+    from warehouse.publish import publish
+
+    steps.build_core(home, params.core_params())
+    publish(home)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "sql", "-c", "SELECT * FROM range(200000)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LABWH_HOME": str(home.root)},
+    )
+    assert proc.stdout.readline().strip() == b"range"
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
