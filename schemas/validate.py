@@ -109,6 +109,12 @@ def plausible_ranges() -> pl.DataFrame:
     )
 
 
+def _shown(value) -> str:
+    """A number as a reviewer reads it: ten significant digits, no binary noise of a unit
+    conversion (6.973576682102969 → 6.973576682, 0.30000000000000004 → 0.3)."""
+    return repr(float(f"{value:.10g}")) if isinstance(value, float) else str(value)
+
+
 def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
     """A readable reason and a de-identified excerpt (no patient columns are read)."""
     if kind == "lab_result":
@@ -118,7 +124,7 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             if row.get("is_mapped")
             else f"unmapped {redact.token(row.get('source_code'))}"
         )
-        what = f"{analyte} {row.get('value')} {redact.token(row.get('unit'))}"
+        what = f"{analyte} {_shown(row.get('value'))} {redact.token(row.get('unit'))}"
         if check == IMPLAUSIBLE_VALUE:
             return (
                 f"{what} outside plausible range [{row.get('_min_value')}, {row.get('_max_value')}]",
@@ -131,7 +137,11 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             codes = ", ".join(RESULT_STATUSES)
             return f"result status {status!r} is not an HL7 table 0085 code ({codes})", what
     if kind == "dexa_scan":
-        what = f"{row.get('site')} BMD {row.get('bmd_g_cm2')} T {row.get('t_score')} Z {row.get('z_score')}"
+        measures = (("BMD", "bmd_g_cm2"), ("T", "t_score"), ("Z", "z_score"))
+        what = " ".join(
+            [str(row.get("site"))]
+            + [f"{label} {_shown(row[col])}" for label, col in measures if row.get(col) is not None]
+        )
         if check == IMPLAUSIBLE_VALUE:
             return f"{what} outside BMD {BMD_RANGE_G_CM2} g/cm² or score {SCORE_RANGE}", what
         if check == FUTURE_DATE:
@@ -139,7 +149,7 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
     if kind == "medication":
         # the catalog's ingredient, never the free-text drug name (it may hold anything)
         drug = row.get("ingredient") or "uncatalogued drug"
-        what = f"{drug} {row.get('dose_value')} {redact.token(row.get('dose_unit'))}"
+        what = f"{drug} {_shown(row.get('dose_value'))} {redact.token(row.get('dose_unit'))}"
         if check == IMPLAUSIBLE_VALUE:
             return f"{what}: dose ≤ 0, days supply < 1 or end before start", what
         if check == FUTURE_DATE:

@@ -56,14 +56,23 @@ def test_dexa_bmd_range():
             "position": ["line 2", "line 3"],
             "source_system": ["h"] * 2,
             "patient_key": ["pk"] * 2,
+            "site": ["total_hip"] * 2,
             "bmd_g_cm2": [1.02, 9.9],
             "scan_date": [dt.date(2020, 1, 1)] * 2,
         }
     )
     df = pl.concat([empty_frame(StgDexaScan), rows], how="diagonal_relaxed")
-    assert [(r.position, r.check_name) for r in validate("dexa_scan", df, AS_OF)] == [
-        ("line 3", "implausible_value")
-    ]
+    rejects = validate("dexa_scan", df, AS_OF)
+    assert [(r.position, r.check_name) for r in rejects] == [("line 3", "implausible_value")]
+    # the excerpt names the measures the row has (no "T None Z None")
+    assert rejects[0].excerpt == "total_hip BMD 9.9"
+
+
+def test_excerpt_numbers_carry_no_conversion_noise():
+    # 25.6 pmol/L × 0.2724… is 6.973576682102969 pg/mL: shown to ten significant digits
+    df = _lab([-6.973576682102969], [dt.datetime(2020, 5, 1)])
+    [reject] = validate("lab_result", df, AS_OF)
+    assert reject.excerpt == "estradiol -6.973576682 pg/mL"
 
 
 def test_a_status_outside_table_0085_is_put_aside_with_a_reason():
