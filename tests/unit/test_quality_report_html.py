@@ -279,3 +279,31 @@ def test_every_quarantine_check_is_explained():
     from transforms.reporting.quality_html import CHECK_MEANINGS
 
     assert set(CHECK_MEANINGS) == {*CHECK_NAMES, SCHEMA_VIOLATION}
+
+
+def test_records_held_from_earlier_runs_stay_in_view():
+    # a run that put nothing aside: its own cards say 0, the open queue of earlier runs stays
+    import dataclasses
+
+    data = dataclasses.replace(
+        _data(),
+        reasons=[],
+        open_by_run=[
+            {"run_id": "r0", "check_name": "unknown_unit", "n_open": 7},
+            {"run_id": "r1", "check_name": "future_date", "n_open": 2},
+        ],
+    )
+    html = render_quality_report(data)
+    cards = dict(
+        (label, n)
+        for n, label in re.findall(
+            r'<div class="n[^"]*">([^<]*)</div><div class="l">([^<]*)</div>', html
+        )
+    )
+    assert cards["of these still held"] == "0" and cards["held from all runs"] == "9"
+    held = _section(html, "held")
+    assert "9 records put aside by this or earlier runs" in held
+    assert ">r0<" in held and ">7<" in held and ">future_date<" in held
+    assert "Nothing was put aside in this run." in _section(html, "quarantine")
+    empty = render_quality_report(dataclasses.replace(_data(), open_by_run=[]))
+    assert "Nothing is held in quarantine." in _section(empty, "held")

@@ -64,6 +64,7 @@ class QualityReportData:
     feed_stats: list[dict] = field(default_factory=list)  # run × feed
     files: list[dict] = field(default_factory=list)  # files the selected run staged
     reasons: list[dict] = field(default_factory=list)  # feed × check of the selected run
+    open_by_run: list[dict] = field(default_factory=list)  # run × check still held, every run
     examples: list[dict] = field(default_factory=list)
     gx: list[dict] = field(default_factory=list)  # expectations of the selected run
     gx_runs: list[dict] = field(default_factory=list)  # run → n_expectations, n_failed
@@ -110,12 +111,14 @@ def _cards(data: QualityReportData) -> str:
     run = _selected_run(data) or {}
     gx_failed = sum(1 for g in data.gx if not g["success"])
     open_now = sum(r["n_open"] for r in data.reasons)
+    open_all = sum(r["n_open"] for r in data.open_by_run)
     cards = [
         ("files", run.get("n_files", 0), ""),
         ("records received", run.get("n_received", 0), ""),
         ("accepted", run.get("n_accepted", 0), "ok"),
         ("quarantined", run.get("n_quarantined", 0), "bad" if run.get("n_quarantined") else "ok"),
-        ("still held", open_now, "bad" if open_now else "ok"),
+        ("of these still held", open_now, "bad" if open_now else "ok"),
+        ("held from all runs", open_all, "bad" if open_all else "ok"),
         (
             "GX expectations failed",
             f"{gx_failed} / {len(data.gx)}" if data.gx else "not run",
@@ -233,6 +236,29 @@ def _files_section(data: QualityReportData) -> str:
         + "</details>"
     )
     return intro + first + every
+
+
+def _open_section(data: QualityReportData) -> str:
+    """What is still held, whichever run put it aside: the queue a reviewer works through."""
+    if not data.open_by_run:
+        return "<p>Nothing is held in quarantine.</p>"
+    rows = [
+        [
+            _cell(r["run_id"], "mono"),
+            _cell(r["check_name"], "mono"),
+            _cell(CHECK_MEANINGS.get(r["check_name"], ""), "text"),
+            _cell(r["n_open"], "bad"),
+        ]
+        for r in data.open_by_run
+    ]
+    total = sum(r["n_open"] for r in data.open_by_run)
+    intro = (
+        f"<p>{total} record{'s' if total != 1 else ''} put aside by this or earlier runs "
+        "and not released (<code>labwh quarantine list</code>; the run's own are above).</p>"
+    )
+    return intro + _table(
+        ["run", "check", "meaning", "still held"], rows, text_cols=(2,), table_id="open"
+    )
 
 
 def _reasons_section(data: QualityReportData) -> str:
@@ -430,6 +456,7 @@ def render_quality_report(data: QualityReportData) -> str:
         ("received", "What arrived and what was accepted", _feeds_section(data)),
         ("files", "Files of this run", _files_section(data)),
         ("quarantine", "What was put aside, and why", _reasons_section(data)),
+        ("held", "Still in quarantine, from every run", _open_section(data)),
         ("expectations", "Warehouse checks (Great Expectations)", _gx_section(data)),
         ("trends", "Trends across runs", _trends_section(data)),
         ("reading", "How to read this report", _glossary()),
