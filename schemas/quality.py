@@ -73,6 +73,19 @@ class RawRuns(_Bookkeeping):
     parameters_json: str = optional("Run parameters as JSON.")
 
 
+class RawFeatureState(_Bookkeeping):
+    """What each feature mart was last built with. Grain: one row per mart."""
+
+    model: str = pa.Field(unique=True, description="The mart (`marts.feat_e2_exposure` …).")
+    params_json: str = pa.Field(
+        description="JSON: `params` (thresholds, max_gap_days, censored_fraction, "
+        "min_span_years, LSC per site …) and `model_sha256` (SHA-256 of the model SQL); a "
+        "change of either rebuilds the mart for every patient."
+    )
+    built_at: dt.datetime = pa.Field(description="When the mart was last built or refreshed.")
+    run_id: str = optional("The run that built it (raw.runs).")
+
+
 class QualityQuarantine(_Bookkeeping):
     """Every record put aside, with the check that failed, a readable reason and where it
     came from. Grain: one row per file × position × check."""
@@ -142,6 +155,7 @@ class QualityGxResults(_Bookkeeping):
 QUALITY_MODELS: dict[str, type[pa.DataFrameModel]] = {
     "raw.files": RawFiles,
     "raw.runs": RawRuns,
+    "raw.feature_state": RawFeatureState,
     "quality.quarantine": QualityQuarantine,
     "quality.run_feed_stats": QualityRunFeedStats,
     "quality.gx_results": QualityGxResults,

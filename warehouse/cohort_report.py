@@ -10,6 +10,9 @@ Writes ``reports/cohort/cohort_report.html`` and its PNG figures, and the same f
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import importlib.metadata
+import json
 import os
 import re
 import uuid
@@ -20,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from transforms import feature_config
-from transforms.reporting import cohort_config
+from transforms.reporting import cohort_config, cohort_format
 from transforms.reporting.cohort_select import CohortData
 from warehouse import locks
 from warehouse.home import Home
@@ -57,6 +60,32 @@ def _connect(home: Home) -> tuple[duckdb.DuckDBPyConnection, str]:
     if home.warehouse.exists():
         return locks.connect(home.warehouse, read_only=True), "warehouse (read-only)"
     raise FileNotFoundError("no published snapshot and no warehouse under the home folder")
+
+
+def _provenance(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The data date and the feature parameters of the snapshot, for the report's header."""
+    dates = run_query(con, "data_through", {}).iloc[0]
+    through = ", ".join(
+        f"{what} {value:%Y-%m-%d}"
+        for what, value in (("labs", dates["last_lab_date"]), ("DXA", dates["last_scan_date"]))
+        if not pd.isna(value)
+    )
+    try:
+        state = run_query(con, "feature_state", {})
+    except duckdb.CatalogException:  # a snapshot published before raw.feature_state was
+        state = pd.DataFrame(columns=["model", "params_json"])
+    params = {r.model: json.loads(r.params_json).get("params", {}) for r in state.itertuples()}
+    return [
+        ("Data through", through or "no dated record"),
+        ("Feature parameters", cohort_format.feature_parameters(params)),
+    ]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("labwh")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree not installed
+        return "(source tree)"
 
 
 def latest_run(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -116,10 +145,20 @@ def build_cohort_report(
     try:
         data = load_data(con, cfg.query_params(ingredient))
         run_id = run_id or latest_run(con) or f"adhoc-{generated:%Y%m%dT%H%M%S}"
+        provenance = _provenance(con)
     finally:
         con.close()
     run_id = _checked_run_id(run_id)
-    meta = [("Run", run_id), ("Generated", generated.isoformat(sep=" ")), ("Source", source)]
+    config_file = Path(config_path or cohort_config.CONFIG_PATH)
+    config_sha = hashlib.sha256(config_file.read_bytes()).hexdigest()[:12]
+    meta = [
+        ("Run", run_id),
+        ("Generated", generated.astimezone().isoformat(sep=" ")),
+        ("Source", source),
+        *provenance,
+        ("Cohort definitions", f"{config_file.name} (sha256 {config_sha}…)"),
+        ("Software", f"labwh {_version()}"),
+    ]
     content = build_content(cfg, data, meta)
     out_dir = home.reports / "cohort"
     run_html, run_pngs = _write_report(out_dir / "runs" / run_id, content.html, content.figures)

@@ -22,7 +22,7 @@ from warehouse.identity import known_words
 from warehouse.runner import MODELS_DIR, bind, model_sql
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
-PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs")
+PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs", "raw.feature_state")
 
 # Landing paths (file names and source folders) are data a source chooses: one that names files by patient
 # (``DOE_JOHN_MRN0042.hl7``) would reach analysts through them. The snapshot carries them

@@ -363,3 +363,30 @@ def test_every_table_cell_equals_the_truth_computation(generated_report):
 
     # the cohort is big enough for most cells to be compared, not just suppressed
     assert check.cells > 5 * check.suppressed, (check.cells, check.suppressed)
+
+
+def test_header_says_what_the_report_was_built_from(pipeline):
+    # the parameters the marts were built with (raw.feature_state, published), the data
+    # date, and the cohort definitions by hash: enough to rebuild the same report
+    import hashlib
+
+    import duckdb
+
+    from transforms.reporting.cohort_config import CONFIG_PATH
+    from warehouse.cohort_report import build_cohort_report
+
+    html = Path(build_cohort_report(pipeline["home"])["html_path"]).read_text(encoding="utf-8")
+    meta = html.split('<p class="meta">', 1)[1].split("</p>", 1)[0]
+    assert "Feature parameters: E2 thresholds 10, 20, 30 pg/mL, max gap 180 days" in meta
+    assert "LSC g/cm² lumbar_spine 0.03, total_hip 0.025, femoral_neck 0.035" in meta
+    sha = hashlib.sha256(CONFIG_PATH.read_bytes()).hexdigest()[:12]
+    assert f"Cohort definitions: cohorts.yaml (sha256 {sha}…)" in meta
+    con = duckdb.connect(str(pipeline["home"].published), read_only=True)
+    try:
+        last_lab, last_scan = con.execute(
+            "SELECT (SELECT max(CAST(collected_at AS DATE)) FROM core.fct_lab_result), "
+            "(SELECT max(scan_date) FROM core.fct_dexa_scan)"
+        ).fetchone()
+    finally:
+        con.close()
+    assert f"Data through: labs {last_lab:%Y-%m-%d}, DXA {last_scan:%Y-%m-%d}" in meta

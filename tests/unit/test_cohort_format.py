@@ -54,3 +54,25 @@ def test_html_embeds_figures_and_escapes_text():
     assert "data:image/png;base64," + base64.b64encode(png).decode() in html
     assert "A &lt;b&gt; title" in html and "<td>&lt;11</td>" in html
     assert "http" not in html and "<script" not in html and "<link" not in html
+
+
+def test_feature_parameters_line():
+    from transforms.reporting.cohort_format import feature_parameters
+
+    params = {
+        "marts.feat_e2_exposure": {
+            "thresholds_pg_ml": [10.0, 20.0, 32.5],
+            "max_gap_days": 200,
+            "censored_fraction": 0.5,
+        },
+        "marts.feat_bmd_trend": {
+            "min_span_years": 1.5,
+            "bmd_sites": ["lumbar_spine", "total_hip"],
+            "lsc_g_cm2": [0.03, 0.025],
+        },
+    }
+    assert feature_parameters(params) == (
+        "E2 thresholds 10, 20, 32.5 pg/mL, max gap 200 days, <L as L × 0.5; "
+        "BMD min span 1.5 years, LSC g/cm² lumbar_spine 0.03, total_hip 0.025"
+    )
+    assert feature_parameters({}) == "not recorded"

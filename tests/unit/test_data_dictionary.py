@@ -34,6 +34,7 @@ CONTRACT_TABLES = {
     "staging.stg_meds__medication",
     "raw.files",
     "raw.runs",
+    "raw.feature_state",
     "quality.quarantine",
     "quality.run_feed_stats",
     "quality.gx_results",

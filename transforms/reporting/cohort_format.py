@@ -77,3 +77,24 @@ class Cells:
         if p is None:
             return MISSING
         return f"{p:.2e}" if p < 0.001 else f"{p:.3f}"
+
+
+def feature_parameters(params_by_model: dict[str, dict]) -> str:
+    """The parameters the feature marts were built with, as one line of the report's header
+    (``raw.feature_state``: mart → its ``params``)."""
+    e2 = params_by_model.get("marts.feat_e2_exposure", {})
+    bmd = params_by_model.get("marts.feat_bmd_trend", {})
+    parts = []
+    if e2:
+        thresholds = ", ".join(f"{t:g}" for t in e2.get("thresholds_pg_ml", []))
+        parts.append(
+            f"E2 thresholds {thresholds} pg/mL, max gap {e2.get('max_gap_days')} days, "
+            f"<L as L × {e2.get('censored_fraction')}"
+        )
+    if bmd:
+        lsc = ", ".join(
+            f"{site} {value:g}"
+            for site, value in zip(bmd.get("bmd_sites", []), bmd.get("lsc_g_cm2", []), strict=True)
+        )
+        parts.append(f"BMD min span {bmd.get('min_span_years')} years, LSC g/cm² {lsc}")
+    return "; ".join(parts) or "not recorded"
