@@ -371,6 +371,13 @@ def cmd_reprocess(args) -> int:
     from warehouse import locks
 
     home = _home(args)
+    if not home.warehouse.exists():
+        print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
+        return 2
+    problem = _reprocess_selection_problem(home, args.file, args.day)
+    if problem:
+        print(f"reprocess: {problem}", file=sys.stderr)
+        return 2
     features = {"full_rebuild": True} if args.full_rebuild else None
     t0 = time.perf_counter()
     with locks.run_lock(home.run_lock):  # waits for a run in progress, then fails clearly
@@ -383,6 +390,33 @@ def cmd_reprocess(args) -> int:
     _print_run_summary(home, result.run_id)
     print(f"done in {time.perf_counter() - t0:.1f}s")
     return 0
+
+
+def _reprocess_selection_problem(home: Home, file_sha256: str | None, day: str | None):
+    """Why the selection cannot be reprocessed (a bad hash or day, no file), or None: checked
+    before the job starts, so a typo is one line and exit 2, not a failed run."""
+    import datetime as dt
+
+    from warehouse.quality_queries import connect_read_only
+    from warehouse.reprocess import select_files
+
+    if file_sha256 and not all(c in "0123456789abcdef" for c in file_sha256.strip().lower()):
+        return f"--file {file_sha256!r} is not a SHA-256 (hex) or a prefix of one"
+    if day:
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            return f"--day {day!r} is not a date (YYYY-MM-DD)"
+    con = connect_read_only(home.warehouse)
+    try:
+        files = select_files(con, file_sha256=file_sha256, day=day)
+    except ValueError as err:
+        return str(err)
+    finally:
+        con.close()
+    if not files:
+        return "no received file matches (see `labwh sql -c 'SELECT * FROM raw.files'`)"
+    return None
 
 
 # --------------------------------------------------------------------------- rekey

@@ -181,6 +181,16 @@ def test_a_step_that_finds_the_warehouse_busy_fails_the_run_with_exit_3(warehous
 
 
 def test_reprocess_while_a_run_holds_the_lock_exits_3(home, monkeypatch, capsys):
+    from warehouse import params
+
+    steps.build_core(home, params.core_params())  # a warehouse with a file of that day
+    con = duckdb.connect(str(home.warehouse))
+    con.execute(
+        "INSERT INTO raw.files (file_sha256, feed, name, bytes, received_at, status) "
+        "VALUES ('ab' || repeat('0', 62), 'hl7', 'hl7/a.hl7', 1, TIMESTAMP '2024-01-01 10:00', "
+        "'parsed')"
+    )
+    con.close()
     monkeypatch.setenv(locks.WAIT_ENV, "0.3")
     holder = hold(HOLD_RUN_LOCK, home.run_lock, 30)
     try:

@@ -96,6 +96,16 @@ def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
         assert "no open quarantine record 99999" in capsys.readouterr().err
     assert main(["quarantine", "list", "12"]) == 2
     assert "takes no id" in capsys.readouterr().err
+    # a reprocess selection that cannot work is one line and exit 2, before any job starts
+    for argv, says in (
+        (["--day", "yesterday"], "is not a date (YYYY-MM-DD)"),
+        (["--file", "abc"], "at least 8 hex characters"),
+        (["--file", "zzzzzzzzzz"], "is not a SHA-256"),
+        (["--day", "1999-01-01"], "no received file matches"),
+    ):
+        assert main(["reprocess", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
 
 
 def test_stamped_run_ids_differ_within_one_second():
