@@ -2,8 +2,9 @@
 -- BMD change and OLS slope of BMD on years since the first scan (docs/features.md).
 -- A patient-site scanned on more than one manufacturer uses sBMD (mg/cm² / 1000) for every
 -- scan. OLS: slope = Sxy / Sxx from one-pass aggregates, SE = sqrt(SSE / (n - 2) / Sxx) with
--- SSE summed from the residuals in a second pass; slope and SE do not depend on the origin of
--- x, so x is counted from a fixed date rather than from each patient's first scan. The per-date means of both BMD and
+-- SSE = Syy - Sxy² / Sxx, or summed from the residuals in a second pass where that cancels;
+-- slope and SE do not depend on the origin of x, so x is counted from a fixed date rather
+-- than from each patient's first scan. The per-date means of both BMD and
 -- sBMD are taken before the manufacturer check, so the check joins dates, not scan rows.
 --
 -- Parameters (transforms/feature_config.py ← config/features.yaml): $bmd_sites and
@@ -93,15 +94,18 @@ fits AS (
         bool_or(sbmd_is_approximate) AS sbmd_is_approximate,
         regr_sxx(bmd_g_cm2, x_years) AS sxx,
         regr_sxy(bmd_g_cm2, x_years) AS sxy,
+        regr_syy(bmd_g_cm2, x_years) AS syy,
         regr_avgx(bmd_g_cm2, x_years) AS mean_x,
         regr_avgy(bmd_g_cm2, x_years) AS mean_y
     FROM scan_dates
     GROUP BY patient_key, site
 ),
 
--- residual sum of squares from the residuals themselves (a second pass over the dates of the
--- fits that have one): Syy - Sxy² / Sxx cancels when the points lie on the line and leaves
--- noise of 1e-10 that moves with the order of DuckDB's parallel aggregation
+-- residual sum of squares from the residuals themselves, for the fits whose one-pass
+-- Syy - Sxy² / Sxx is within 1e-6 of Syy: there it cancels (points on or next to the line)
+-- and leaves noise of 1e-10 that moves with the order of DuckDB's parallel aggregation.
+-- Elsewhere the one-pass value is exact to ~1e-10 relative, and the second pass over every
+-- fit would cost a fifth of the mart
 residuals AS (
     SELECT
         d.patient_key,
@@ -110,6 +114,7 @@ residuals AS (
     FROM scan_dates AS d
     JOIN fits AS f ON f.patient_key = d.patient_key AND f.site = d.site
     WHERE f.n_scan_dates > 2 AND f.sxx > 0
+        AND f.syy - f.sxy * f.sxy / f.sxx <= 1e-6 * f.syy
     GROUP BY d.patient_key, d.site
 ),
 
@@ -136,7 +141,7 @@ trends AS (
         CASE WHEN reason IS NULL THEN f.sxy / f.sxx END AS slope_g_cm2_per_year,
         CASE
             WHEN reason IS NULL AND n_scans > 2
-                THEN sqrt(r.sse / (n_scans - 2) / f.sxx)
+                THEN sqrt(coalesce(r.sse, f.syy - f.sxy * f.sxy / f.sxx) / (n_scans - 2) / f.sxx)
         END AS slope_se_g_cm2_per_year,
         100.0 * slope_g_cm2_per_year / f.first_bmd_g_cm2 AS slope_pct_per_year,
         m.uses_sbmd,
