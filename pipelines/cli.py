@@ -30,6 +30,9 @@ def cmd_generate(args) -> int:
     from transforms.generate import generate
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"--out {out} is a file; give a folder", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     summary = generate(args.patients, args.seed, out)
     print(
@@ -210,13 +213,15 @@ def cmd_run(args) -> int:
 
 
 # --------------------------------------------------------------------------- sql
-def _print_table(cur, as_csv: bool, out=sys.stdout) -> None:
+def _print_table(cur, as_csv: bool, out=None) -> None:
     cols = [d[0] for d in cur.description] if cur.description else []
     _print_rows(cols, cur.fetchall(), as_csv, out)
 
 
-def _print_rows(cols: list[str], rows: list, as_csv: bool = False, out=sys.stdout) -> None:
-    """Aligned plain columns, one line a row (readable in a pager and with grep), or CSV."""
+def _print_rows(cols: list[str], rows: list, as_csv: bool = False, out=None) -> None:
+    """Aligned plain columns, one line a row (readable in a pager and with grep), or CSV.
+    ``out`` defaults to the sys.stdout of the call, not of the import."""
+    out = out or sys.stdout
     if as_csv:
         w = csv.writer(out)
         w.writerow(safe_row(cols))
@@ -240,6 +245,9 @@ def cmd_sql(args) -> int:
     if not home.published.exists():
         print(f"no published snapshot at {home.published}; run `labwh run` first", file=sys.stderr)
         return 2
+    if args.command is not None and not args.command.strip():
+        print("sql -c needs a query (without -c: the interactive shell)", file=sys.stderr)
+        return 2
     con = connect_read_only(home.published)
     con.execute("SET enable_progress_bar = false")  # keeps --csv output clean
     try:
@@ -251,7 +259,8 @@ def cmd_sql(args) -> int:
                 return 1
             return 0
         print(
-            f"labwh sql on {home.published} (read-only). End statements with ';', quit with .quit"
+            f"labwh sql on {home.published} (read-only). End statements with ';', "
+            "quit with .quit, .help for more"
         )
         buf: list[str] = []
         while True:
@@ -259,8 +268,17 @@ def cmd_sql(args) -> int:
                 line = input("labwh> " if not buf else "   ...> ")
             except EOFError:
                 break
-            if line.strip() in (".quit", ".exit", "\\q") and not buf:
+            word = line.strip()
+            if word in (".quit", ".exit", "\\q"):
                 break
+            if word.startswith("."):  # a shell command: acts at once, never part of a query
+                if word == ".tables":
+                    _print_table(con.execute(SHELL_TABLES), args.csv)
+                elif word == ".clear":
+                    buf = []
+                else:
+                    print(SHELL_HELP)
+                continue
             buf.append(line)
             if line.rstrip().endswith(";"):
                 try:
@@ -271,6 +289,18 @@ def cmd_sql(args) -> int:
         return 0
     finally:
         con.close()
+
+
+SHELL_TABLES = (
+    "SELECT table_schema || '.' || table_name AS table_name, table_type "
+    "FROM information_schema.tables "
+    "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1"
+)
+SHELL_HELP = """\
+  a query ends with ';' (it may span lines)
+  .tables   the tables and views of the snapshot
+  .clear    drop the statement typed so far
+  .quit     leave (also .exit, \\q, Ctrl-D)"""
 
 
 # --------------------------------------------------------------------------- report

@@ -73,6 +73,10 @@ def test_cli_refuses_bad_arguments_with_a_message(home, tmp_path, capsys):
         assert exc.value.code == 2
         assert "--patients" in capsys.readouterr().err
     assert not (tmp_path / "gen").exists()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert main(["generate", "--patients", "2", "--out", str(a_file)]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
 
 
 def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
@@ -137,3 +141,22 @@ def test_output_cut_short_by_its_reader_ends_quietly(home):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_sql_shell_commands_act_at_once(home, monkeypatch, capsys):
+    # a dot command is never part of the query being typed: `.tables` mid-statement lists the
+    # tables, `.clear` drops the half-typed statement, `.quit` leaves at any point
+    from pipelines.cli import main
+    from warehouse import params, steps
+    from warehouse.publish import publish
+
+    steps.build_core(home, params.core_params())
+    publish(home)
+    lines = iter(["SELECT 1", ".tables", ".clear", "SELECT 2 AS x;", "SELECT 3", ".quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["sql"]) == 0
+    out, err = capsys.readouterr()
+    assert "core.fct_lab_result" in out and "omop.measurement" in out  # .tables
+    assert "x\n-\n2\n(1 row)" in out and "error" not in err  # SELECT 1 was dropped
+    assert main(["sql", "-c", ""]) == 2
+    assert "needs a query" in capsys.readouterr().err
