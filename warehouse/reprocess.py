@@ -50,6 +50,8 @@ def select_files(
         raise ValueError("give exactly one of file_sha256 or day")
     if file_sha256:
         prefix = file_sha256.strip().lower()
+        if not all(c in "0123456789abcdef" for c in prefix):
+            raise ValueError(f"--file {file_sha256!r} is not a SHA-256 (hex) or a prefix of one")
         if len(prefix) < 8:
             raise ValueError("a file hash prefix needs at least 8 hex characters")
         rows = con.execute(
@@ -60,7 +62,11 @@ def select_files(
         if len(rows) > 1:
             raise ValueError(f"hash prefix {prefix!r} matches {len(rows)} files; give more of it")
         return rows
-    day = dt.date.fromisoformat(day) if isinstance(day, str) else day
+    if isinstance(day, str):
+        try:
+            day = dt.date.fromisoformat(day)
+        except ValueError:
+            raise ValueError(f"--day {day!r} is not a date (YYYY-MM-DD)") from None
     return con.execute(
         "SELECT file_sha256, feed, name FROM raw.files WHERE CAST(received_at AS DATE) = $d "
         "ORDER BY feed, name",

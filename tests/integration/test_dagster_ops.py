@@ -328,6 +328,10 @@ def test_reprocess_selection_errors(home):
             reprocess.select_files(con)
         with pytest.raises(ValueError):
             reprocess.select_files(con, file_sha256="abc")
+        with pytest.raises(ValueError, match="is not a SHA-256"):
+            reprocess.select_files(con, file_sha256="zzzzzzzzzz")
+        with pytest.raises(ValueError, match="is not a date"):
+            reprocess.select_files(con, day="yesterday")
     with pytest.raises(LookupError):
         reprocess.reprocess(home, "r1", file_sha256="0" * 64)
 
