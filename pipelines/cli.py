@@ -47,6 +47,14 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _absent(path: Path, what: str) -> bool:
+    """Whether a command lacks ``path`` to start from; says so (the caller exits 2)."""
+    if path.exists():
+        return False
+    print(f"no {what} at {path}; run `labwh run` first", file=sys.stderr)
+    return True
+
+
 # --------------------------------------------------------------------------- run
 class RunFailed(RuntimeError):
     """A pipeline run ended in failure; ``where`` says what raw.runs recorded of it."""
@@ -242,8 +250,7 @@ def cmd_sql(args) -> int:
     from warehouse.quality_queries import connect_read_only
 
     home = _home(args)
-    if not home.published.exists():
-        print(f"no published snapshot at {home.published}; run `labwh run` first", file=sys.stderr)
+    if _absent(home.published, "published snapshot"):
         return 2
     if args.command is not None and not args.command.strip():
         print("sql -c needs a query (without -c: the interactive shell)", file=sys.stderr)
@@ -306,8 +313,7 @@ SHELL_HELP = """\
 # --------------------------------------------------------------------------- report
 def cmd_report(args) -> int:
     home = _home(args)
-    if not home.warehouse.exists():
-        print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
+    if _absent(home.warehouse, "warehouse"):
         return 2
     from pipelines import reports
 
@@ -321,8 +327,7 @@ def cmd_quarantine(args) -> int:
     from warehouse import locks, quarantine
 
     home = _home(args)
-    if not home.warehouse.exists():
-        print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
+    if _absent(home.warehouse, "warehouse"):
         return 2
     if args.action == "list" and args.id is not None:
         print("quarantine list takes no id: `labwh quarantine show ID`", file=sys.stderr)
@@ -401,8 +406,7 @@ def cmd_reprocess(args) -> int:
     from warehouse import locks
 
     home = _home(args)
-    if not home.warehouse.exists():
-        print(f"no warehouse at {home.warehouse}; run `labwh run` first", file=sys.stderr)
+    if _absent(home.warehouse, "warehouse"):
         return 2
     problem = _reprocess_selection_problem(home, args.file, args.day)
     if problem:
