@@ -134,17 +134,19 @@ def detect_scan_types(header: list[str], file_name: str, cfg: DexaConfig) -> tup
     columns show (an `_AP_Spine` file that also holds femur columns reads both). An exclusive
     type (total body) named by the file name, else shown by the columns, is the only one."""
     name = (file_name or "").lower()
-    named = [r for r in cfg.scan_types if any(t.lower() in name for t in r.file_name)]
-    for rule in named[:1]:
-        if rule.exclusive:
-            return (rule.name,)
+    # the first rule whose file-name token the name holds
+    named = next((r for r in cfg.scan_types if any(t.lower() in name for t in r.file_name)), None)
     have = set(header)
     shown = [r for r in cfg.scan_types if any(c in have for c in r.detect_columns)]
-    if not named:
-        for rule in shown:
-            if rule.exclusive:
-                return (rule.name,)
-    found = [r.name for r in named[:1]]
+    if named is None:
+        shown_exclusive = next((r for r in shown if r.exclusive), None)
+        if shown_exclusive is not None:
+            return (shown_exclusive.name,)
+        found = []
+    elif named.exclusive:
+        return (named.name,)
+    else:
+        found = [named.name]
     found += [r.name for r in shown if not r.exclusive and r.name not in found]
     return tuple(found)
 
