@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from schemas.staging import StgLabResult, columns_of
 from transforms import redact, textio
 from transforms.catalog import CONFIG_DIR, Catalog, load_catalog, unit_key
 from transforms.labnorm import normalize_lab_results
 from transforms.records import MISSING_PATIENT_ID, UNPARSEABLE_VALUE, Identity, ParseResult
+from transforms.yamlfile import read_yaml
 
 LAB_CSV_CONFIG_DIR = CONFIG_DIR / "sources" / "lab_csv"
 REQUIRED_COLUMNS = ("patient_id", "collected_at", "code", "value")
@@ -137,8 +137,7 @@ def load_lab_csv_config(source: str, config_dir: Path | None = None) -> LabCsvCo
     path = base / f"{source}.yaml"
     if not path.exists():
         path = base / "sources" / "lab_csv" / f"{source}.yaml"
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    raw = read_yaml(path) or {}
     return lab_csv_config_from_dict(raw, default_source=source)
 
 

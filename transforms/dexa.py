@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from schemas.staging import StgDexaScan, columns_of
 from transforms import redact, sbmd, textio
@@ -38,6 +37,7 @@ from transforms.records import (
     Identity,
     ParseResult,
 )
+from transforms.yamlfile import read_yaml
 
 VENDORS = ("hologic", "lunar")
 MEASURES = ("bmd", "t_score", "z_score", "l2_l4_bmd")
@@ -89,8 +89,7 @@ def load_dexa_config(vendor: str, config_dir: Path | None = None) -> DexaConfig:
     if vendor not in VENDORS:
         raise ValueError(f"unknown DXA vendor {vendor!r}; expected one of {VENDORS}")
     base = Path(config_dir) if config_dir else CONFIG_DIR
-    with open(base / f"dexa_{vendor}_columns.yaml", encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh) or {}
+    raw = read_yaml(base / f"dexa_{vendor}_columns.yaml") or {}
     return dexa_config_from_dict(vendor, raw)
 
 

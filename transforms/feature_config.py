@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from transforms.yamlfile import read_yaml
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "features.yaml"
 
@@ -96,8 +96,7 @@ def from_mapping(raw: Mapping[str, Any]) -> FeatureConfig:
 
 def load(path: Path | str | None = None) -> FeatureConfig:
     """Read config/features.yaml (or ``path``)."""
-    with open(path or CONFIG_PATH, encoding="utf-8") as fh:
-        return from_mapping(yaml.safe_load(fh) or {})
+    return from_mapping(read_yaml(path or CONFIG_PATH) or {})
 
 
 def model_params(path: Path | str | None = None) -> dict[str, Any]:

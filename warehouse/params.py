@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import yaml
-
 from transforms import feature_config
 from transforms.catalog import CONFIG_DIR
+from transforms.yamlfile import read_yaml
 
 # run-config override name → section of config/features.yaml
 _OVERRIDE_SECTIONS = {
@@ -19,8 +18,7 @@ _OVERRIDE_SECTIONS = {
 
 
 def _features_yaml() -> dict:
-    with open(feature_config.CONFIG_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    return read_yaml(feature_config.CONFIG_PATH) or {}
 
 
 def core_params() -> dict:

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from transforms.catalog import CONFIG_DIR, load_plausible_ranges
 from transforms.reporting import offline_assets
+from transforms.yamlfile import read_yaml
 from warehouse.home import Home
 from warehouse.quality_queries import connect_read_only, query, table_exists
 
@@ -78,8 +78,7 @@ def results_dir(home: Home, run_id: str) -> Path:
 
 
 def load_suites(path: Path = SUITES_YAML) -> dict[str, dict]:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    return read_yaml(path) or {}
 
 
 def plausible_ranges() -> list[dict]:

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from transforms.catalog import CONFIG_DIR
+from transforms.yamlfile import read_yaml
 
 HL7_CONFIG_DIR = CONFIG_DIR / "sources" / "hl7"
 DEFAULT_TIMEZONE = "America/New_York"
@@ -51,7 +50,7 @@ def load_hl7_config(sending_application: str, *, config_dir: Path | None = None)
     path = base / f"{name}.yaml"
     if not path.is_file():
         return Hl7Config()
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_yaml(path) or {}
     local = raw.get("local_codes") or {}
     types = raw.get("message_types")
     return Hl7Config(

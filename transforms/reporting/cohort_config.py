@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from transforms.yamlfile import read_yaml
 
 CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "cohorts.yaml"
 
@@ -225,5 +225,4 @@ def from_mapping(raw: Mapping[str, Any]) -> CohortConfig:
 
 
 def load(path: Path | str | None = None) -> CohortConfig:
-    with open(path or CONFIG_PATH, encoding="utf-8") as fh:
-        return from_mapping(yaml.safe_load(fh) or {})
+    return from_mapping(read_yaml(path or CONFIG_PATH) or {})

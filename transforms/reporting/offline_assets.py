@@ -17,9 +17,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from transforms.catalog import CONFIG_DIR
+from transforms.yamlfile import read_yaml
 
 ASSETS_YAML = CONFIG_DIR / "data_docs_assets.yaml"
 ASSETS_DIR = CONFIG_DIR.parent / "assets" / "data_docs"
@@ -48,7 +47,7 @@ _S3_IMAGE = re.compile(
 
 def load_assets(path: Path = ASSETS_YAML) -> dict[str, str]:
     """CDN URL → path of its local copy under the site's static/vendor/."""
-    assets = yaml.safe_load(path.read_text(encoding="utf-8"))["assets"]
+    assets = read_yaml(path)["assets"]
     return {a["url"]: VENDOR_DIR + "/" + a["local"] for a in assets}
 
 
