@@ -26,8 +26,9 @@ demo: setup
 	@echo "Reports:              $(LABWH_HOME)/reports/"
 	@echo "Generated input:      $(LABWH_HOME)/demo_input/ (landing/ + truth/)"
 
+# one pytest worker per core, each test file on one worker (files share session fixtures)
 test: setup
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n auto --dist loadfile
 
 lint: setup
 	$(RUN) ruff check .
