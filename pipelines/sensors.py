@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.assets import PUBLISHED
 from pipelines.ops import automation_on, feed_jobs
 from pipelines.resources import WarehouseResource
 from transforms.landing import FEEDS, discover, sha256_file, unsupported_reason
@@ -155,3 +156,26 @@ def run_failed_sensor(context: dg.RunFailureSensorContext, warehouse: WarehouseR
     # should the tick fail all the same, the next run records the failure (steps.start_run)
     if steps.mark_failed(warehouse.get_home(), context.dagster_run.run_id, wait_s=40):
         context.log.info(f"run {context.dagster_run.run_id} recorded as failure in raw.runs")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="labwh_run_succeeded",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A run that succeeded without the publish step (a partial asset selection, "
+    "which Dagster calls a success) is recorded as 'success' in raw.runs; a whole run has "
+    "already closed itself when it published.",
+)
+def run_succeeded_sensor(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
+    # a run that published closed itself: leave the warehouse alone (no lock taken while the
+    # next run may be writing); Dagster's own event log tells
+    materialized = context.instance.all_logs(
+        context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+    if any(e.dagster_event and e.dagster_event.asset_key == PUBLISHED for e in materialized):
+        return
+    if steps.close_if_running(
+        warehouse.get_home(), context.dagster_run.run_id, "success", wait_s=40
+    ):
+        context.log.info(f"run {context.dagster_run.run_id} recorded as success in raw.runs")

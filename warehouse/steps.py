@@ -238,18 +238,25 @@ def finish_run(
         )
 
 
-def mark_failed(home: Home, run_id: str, wait_s: float | None = None) -> bool:
-    """Record that a run ended in failure (a step raised, a blocking check failed); a run
-    already finished keeps its status. Returns whether a running run was marked."""
+def close_if_running(home: Home, run_id: str, status: str, wait_s: float | None = None) -> bool:
+    """Record how a run ended when nothing else did: ``failure`` (a step raised, a blocking
+    check failed) or ``success`` (a selection that never reached the publish, which closes a
+    whole run itself). A run already finished keeps its status. Returns whether a running
+    run was marked."""
     if not home.warehouse.exists():
         return False
     with writer(home, wait_s) as con:
         marked = con.execute(
-            "UPDATE raw.runs SET finished_at = $t, status = 'failure' "
+            "UPDATE raw.runs SET finished_at = $t, status = $s "
             "WHERE run_id = $r AND status = 'running' RETURNING run_id",
-            {"t": now(), "r": run_id},
+            {"t": now(), "s": status, "r": run_id},
         ).fetchall()
     return bool(marked)
+
+
+def mark_failed(home: Home, run_id: str, wait_s: float | None = None) -> bool:
+    """Record that a run ended in failure; see close_if_running."""
+    return close_if_running(home, run_id, "failure", wait_s)
 
 
 def run_status(home: Home, run_id: str) -> str | None:

@@ -132,6 +132,7 @@ def test_dagster_dev_serves_the_asset_graph(tmp_path):
             "landing_dexa",
             "landing_meds",
             "labwh_run_failed",
+            "labwh_run_succeeded",
         }
         assert [s["name"] for s in repo["schedules"]] == ["labwh_daily"]
         assert {"labwh_all", "reprocess_file", "ingest_meds"} <= {j["name"] for j in repo["jobs"]}

@@ -1,5 +1,6 @@
 """A failed run is recorded as 'failure' in raw.runs: by `labwh run` in-process, and by the
-run-failure sensor for runs the Dagster daemon launched."""
+run-failure sensor for runs the Dagster daemon launched. A partial selection that succeeded
+without reaching the publish is closed as 'success' by the run-success sensor."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import duckdb
 import pytest
 
 from pipelines import cli
+from pipelines.assets import PUBLISHED, RAW, STAGED, all_assets
 from pipelines.resources import WarehouseResource
-from pipelines.sensors import run_failed_sensor
+from pipelines.sensors import run_failed_sensor, run_succeeded_sensor
 from warehouse import steps
 
 pytestmark = pytest.mark.integration
@@ -63,16 +65,63 @@ def test_failure_sensor_marks_a_daemon_run(home):
     result = doomed.execute_in_process(instance=instance, raise_on_error=False)
     steps.start_run(home, result.run_id, home.landing)
     assert runs(home)[0][1] == "running"
+    with _status_context("labwh_run_failed", result, instance, home) as status_ctx:
+        run_failed_sensor(status_ctx.for_run_failure())
+    assert runs(home) == [(result.run_id, "failure", True)]
+
+
+def _status_context(sensor_name, result, instance, home):
     # the resource has a run lifecycle (the run lock): sensor contexts open it as a context
-    with dg.build_run_status_sensor_context(
-        sensor_name="labwh_run_failed",
-        dagster_event=result.get_run_failure_event(),
+    return dg.build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_event=(
+            result.get_run_success_event() if result.success else result.get_run_failure_event()
+        ),
         dagster_instance=instance,
         dagster_run=instance.get_run_by_id(result.run_id),
         resources={"warehouse": WarehouseResource(home=str(home.root))},
-    ) as status_ctx:
-        run_failed_sensor(status_ctx.for_run_failure())
-    assert runs(home) == [(result.run_id, "failure", True)]
+    )
+
+
+def test_success_sensor_closes_a_partial_selection_and_leaves_a_whole_run_alone(home):
+    (home.landing / "meds").mkdir(parents=True)
+    (home.landing / "meds" / "m.csv").write_text(MEDS)
+    resources = {"warehouse": WarehouseResource(home=str(home.root))}
+    instance = dg.DagsterInstance.ephemeral()
+    # landing + meds staging only: the publish, which closes a run, is not in the selection
+    partial = dg.materialize(
+        all_assets,
+        selection=[RAW, STAGED["meds"]],
+        resources=resources,
+        instance=instance,
+    )
+    assert partial.success
+    assert runs(home) == [(partial.run_id, "running", False)]
+    with _status_context("labwh_run_succeeded", partial, instance, home) as ctx:
+        run_succeeded_sensor(ctx)
+    assert runs(home) == [(partial.run_id, "success", True)]
+    # a run the next run already recorded as failure (the sensor came late) keeps it
+    steps.start_run(home, "dead-run", home.landing)
+    steps.mark_failed(home, "dead-run")
+    assert steps.close_if_running(home, "dead-run", "success") is False
+    assert ("dead-run", "failure", True) in runs(home)
+
+
+def test_success_sensor_takes_no_lock_after_a_run_that_published(home, monkeypatch):
+    # a stand-in for the publish asset: its materialization in the run's event log is the sign
+    @dg.asset(key=PUBLISHED)
+    def published():
+        return None
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([published], instance=instance)
+
+    def touched(*_a, **_k):
+        raise AssertionError("the warehouse was opened")
+
+    monkeypatch.setattr(steps, "close_if_running", touched)
+    with _status_context("labwh_run_succeeded", result, instance, home) as ctx:
+        run_succeeded_sensor(ctx)
 
 
 def test_next_run_records_a_dead_run_the_sensor_missed(home):
