@@ -26,9 +26,10 @@ demo: setup
 	@echo "Reports:              $(LABWH_HOME)/reports/"
 	@echo "Generated input:      $(LABWH_HOME)/demo_input/ (landing/ + truth/)"
 
-# one pytest worker per core, each test file on one worker (files share session fixtures)
+# one pytest worker per core (at most 4: the lock and crash tests wait on other processes),
+# each test file on one worker (files share session fixtures)
 test: setup
-	$(RUN) pytest -q -n auto --dist loadfile
+	$(RUN) pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 lint: setup
 	$(RUN) ruff check .

@@ -123,6 +123,16 @@ def step_failures(result) -> list[tuple[str, str, str]]:
     return out
 
 
+def step_seconds(result) -> list[tuple[str, float]]:
+    """(step, seconds) of each step that succeeded, slowest first (Dagster's own timing)."""
+    timed = [
+        (ev.step_key, ev.event_specific_data.duration_ms / 1000.0)
+        for ev in result.all_events
+        if ev.is_step_success and ev.step_key
+    ]
+    return sorted(timed, key=lambda st: (-st[1], st[0]))
+
+
 def _record_failure(home: Home, run_id: str) -> str:
     """Mark the run failed in raw.runs; say what raw.runs now holds of it."""
     from warehouse import steps
@@ -183,6 +193,9 @@ def _print_counts(rows) -> None:
         print(f"  {feed:<8} {f:>6} {r:>9} {a:>9} {q:>12}")
 
 
+SLOWEST_STEPS = 5
+
+
 def cmd_run(args) -> int:
     from warehouse import locks
 
@@ -213,6 +226,8 @@ def cmd_run(args) -> int:
         return 3 if err.busy else 1
     _print_run_summary(home, result.run_id)
     print(f"done in {time.perf_counter() - t0:.1f}s")
+    slowest = step_seconds(result)[:SLOWEST_STEPS]
+    print("  slowest steps:       " + ", ".join(f"{step} {sec:.1f}s" for step, sec in slowest))
     print(f"  warehouse (writer):  {home.warehouse}")
     print(f"  published snapshot:  {home.published}")
     print(f"  reports:             {home.reports}")
@@ -423,6 +438,8 @@ def cmd_reprocess(args) -> int:
         return 3 if any(cls == "WarehouseBusy" for _, cls, _ in causes) else 1
     _print_run_summary(home, result.run_id)
     print(f"done in {time.perf_counter() - t0:.1f}s")
+    slowest = step_seconds(result)[:SLOWEST_STEPS]
+    print("  slowest steps:       " + ", ".join(f"{step} {sec:.1f}s" for step, sec in slowest))
     return 0
 
 

@@ -409,3 +409,28 @@ def test_poison_file_is_quarantined_and_the_run_goes_on(home, resources, monkeyp
         m.metadata for m in result.asset_materializations_for_node("staging__stg_meds__medication")
     ]
     assert meta[0]["records_quarantined"].value == 1
+
+
+def test_run_summary_names_the_slowest_steps_first():
+    import time
+
+    from pipelines.cli import step_seconds
+
+    @dg.asset
+    def quick():
+        return 1
+
+    @dg.asset
+    def slow(quick):
+        time.sleep(0.4)
+        return quick
+
+    @dg.asset
+    def broken(slow):
+        raise RuntimeError("no")
+
+    result = dg.materialize([quick, slow, broken], raise_on_error=False)
+    timed = step_seconds(result)
+    # a failed step has no duration to show; the one that slept leads with at least its sleep
+    assert [step for step, _ in timed] == ["slow", "quick"]
+    assert timed[0][1] >= 0.4 > timed[1][1]
