@@ -75,6 +75,16 @@ def _summary_metadata(summary: steps.FeedSummary, seconds: float) -> dict:
     }
 
 
+def succeeded_in(instance: dg.DagsterInstance):
+    """Whether Dagster saw a run (of raw.runs) succeed; ids it does not know did not."""
+
+    def succeeded(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+
+    return succeeded
+
+
 @dg.asset(
     key=RAW,
     group_name="raw",
@@ -85,7 +95,9 @@ def raw_files(
 ) -> dg.MaterializeResult:
     t0 = time.perf_counter()
     home = warehouse.get_home()
-    steps.start_run(home, context.run_id, warehouse.landing_dir())
+    steps.start_run(
+        home, context.run_id, warehouse.landing_dir(), succeeded=succeeded_in(context.instance)
+    )
     summaries = steps.land(home, warehouse.landing_dir(), context.run_id)
     dup = {f: s.quarantined for f, s in summaries.items() if s.quarantined}
     return dg.MaterializeResult(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.assets import PUBLISHED
+from pipelines.assets import PUBLISHED, RAW
 from pipelines.ops import automation_on, feed_jobs
 from pipelines.resources import WarehouseResource
 from transforms.landing import FEEDS, discover, sha256_file, unsupported_reason
@@ -168,12 +168,17 @@ def run_failed_sensor(context: dg.RunFailureSensorContext, warehouse: WarehouseR
     "already closed itself when it published.",
 )
 def run_succeeded_sensor(context: dg.RunStatusSensorContext, warehouse: WarehouseResource):
-    # a run that published closed itself: leave the warehouse alone (no lock taken while the
-    # next run may be writing); Dagster's own event log tells
-    materialized = context.instance.all_logs(
-        context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
-    if any(e.dagster_event and e.dagster_event.asset_key == PUBLISHED for e in materialized):
+    # only a run that opened a raw.runs row (landing) and did not close it (publish) has
+    # anything to record; any other leaves the warehouse alone, so no tick waits for the file
+    # while the next run writes. Dagster's own event log tells which steps materialized.
+    materialized = {
+        e.dagster_event.asset_key
+        for e in context.instance.all_logs(
+            context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        if e.dagster_event
+    }
+    if RAW not in materialized or PUBLISHED in materialized:
         return
     if steps.close_if_running(
         warehouse.get_home(), context.dagster_run.run_id, "success", wait_s=40

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,16 +72,29 @@ class FeedSummary:
             self.by_check[k] = self.by_check.get(k, 0) + v
 
 
-def start_run(home: Home, run_id: str, landing: Path, params: dict | None = None) -> None:
+def start_run(
+    home: Home,
+    run_id: str,
+    landing: Path,
+    params: dict | None = None,
+    succeeded: Callable[[str], bool] | None = None,
+) -> None:
     """Record the run as 'running'. Under the run lock no other run is alive, so a run still
-    'running' in raw.runs died without its failure being recorded: it becomes 'failure'."""
+    'running' in raw.runs ended without its end being recorded: it becomes 'success' when
+    ``succeeded(run_id)`` says so (the orchestrator saw a partial selection succeed before its
+    success sensor ticked), 'failure' otherwise (it died, or its failure went unrecorded)."""
     with writer(home) as con:
         if locks.holds(home.run_lock):
-            con.execute(
-                "UPDATE raw.runs SET status = 'failure', finished_at = $t "
-                "WHERE status = 'running' AND run_id <> $r",
-                {"t": now(), "r": run_id},
-            )
+            stale = con.execute(
+                "SELECT run_id FROM raw.runs WHERE status = 'running' AND run_id <> $r",
+                {"r": run_id},
+            ).fetchall()
+            for (old,) in stale:
+                ok = succeeded is not None and succeeded(old)
+                con.execute(
+                    "UPDATE raw.runs SET status = $s, finished_at = $t WHERE run_id = $o",
+                    {"s": "success" if ok else "failure", "t": now(), "o": old},
+                )
         con.execute(
             "INSERT OR REPLACE INTO raw.runs (run_id, started_at, status, landing_dir, parameters_json) "
             "VALUES ($r, $t, 'running', $l, $p)",

@@ -107,14 +107,38 @@ def test_success_sensor_closes_a_partial_selection_and_leaves_a_whole_run_alone(
     assert ("dead-run", "failure", True) in runs(home)
 
 
-def test_success_sensor_takes_no_lock_after_a_run_that_published(home, monkeypatch):
-    # a stand-in for the publish asset: its materialization in the run's event log is the sign
-    @dg.asset(key=PUBLISHED)
-    def published():
+def test_the_next_run_closes_a_partial_run_dagster_saw_succeed_as_success(home):
+    # the one-run queue starts the next run within seconds, before the success sensor ticks
+    (home.landing / "meds").mkdir(parents=True)
+    (home.landing / "meds" / "m.csv").write_text(MEDS)
+    resources = {"warehouse": WarehouseResource(home=str(home.root))}
+    instance = dg.DagsterInstance.ephemeral()
+    partial = dg.materialize(
+        all_assets, selection=[RAW, STAGED["meds"]], resources=resources, instance=instance
+    )
+    steps.start_run(home, "died-outside-dagster", home.landing)
+    nxt = dg.materialize(all_assets, selection=[RAW], resources=resources, instance=instance)
+    assert sorted(runs(home)) == sorted(
+        [
+            (partial.run_id, "success", True),
+            ("died-outside-dagster", "failure", True),
+            (nxt.run_id, "running", False),
+        ]
+    )
+
+
+@pytest.mark.parametrize("stand_in", [PUBLISHED, STAGED["meds"]], ids=["published", "no-landing"])
+def test_success_sensor_takes_no_lock_after_a_run_with_nothing_to_close(
+    home, monkeypatch, stand_in
+):
+    # a run that published closed itself; a run without the landing step opened no row.
+    # A stand-in asset of that key: its materialization in the run's event log is the sign
+    @dg.asset(key=stand_in)
+    def stand_in_asset():
         return None
 
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([published], instance=instance)
+    result = dg.materialize([stand_in_asset], instance=instance)
 
     def touched(*_a, **_k):
         raise AssertionError("the warehouse was opened")
