@@ -2,7 +2,7 @@
 
 A run stages hundreds of files and each parser asks for its feed's configuration; parsing the
 same YAML per file cost 20-50 ms each (pure-Python loader). Here a file is parsed once per
-version (path, modification time, size), with libyaml's loader when PyYAML has it, and every
+version (path, device and inode, modification and change times, size), with libyaml's loader when PyYAML has it, and every
 caller gets its own deep copy, so nothing a caller does reaches another.
 """
 
@@ -22,10 +22,13 @@ def read_yaml(path: Path | str) -> Any:
     """The parsed document of ``path`` (``None`` for an empty file)."""
     p = Path(path).resolve()
     st = p.stat()
-    return copy.deepcopy(_parsed(str(p), st.st_mtime_ns, st.st_size))
+    # a file put in place by rename (os.replace, rsync, tar) may keep the old one's mtime and
+    # size: its inode and change time differ
+    version = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    return copy.deepcopy(_parsed(str(p), version))
 
 
 @lru_cache(maxsize=64)
-def _parsed(path: str, mtime_ns: int, size: int) -> Any:
+def _parsed(path: str, version: tuple[int, ...]) -> Any:
     with open(path, encoding="utf-8") as fh:
         return yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a safe loader (C or Python)
