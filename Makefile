@@ -14,7 +14,7 @@ DEMO_SEED ?= 7
 setup:
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
-	@$(RUN) python -m compileall -q -j 0 pipelines transforms schemas warehouse >/dev/null
+	@$(RUN) python -m compileall -q -j 0 pipelines transforms schemas warehouse
 
 demo: setup
 	@rm -rf "$(LABWH_HOME)/demo_input"
@@ -26,10 +26,13 @@ demo: setup
 	@echo "Reports:              $(LABWH_HOME)/reports/"
 	@echo "Generated input:      $(LABWH_HOME)/demo_input/ (landing/ + truth/)"
 
-# one pytest worker per core (at most 4: the lock and crash tests wait on other processes),
-# each test file on one worker (files share session fixtures)
+# one pytest worker per CPU this process may use (affinity, not physical cores: xdist's
+# "auto" counts physical cores, 1 on a 2-vCPU hyperthreaded VM), at most 4 (the lock and
+# crash tests wait on other processes); each test file on one worker (files share session
+# fixtures). TEST_WORKERS=1 make test runs them one after another.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count(); print(max(1, min(4, n or 1)))")
 test: setup
-	$(RUN) pytest -q -n auto --maxprocesses 4 --dist loadfile
+	$(RUN) pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(RUN) ruff check .
