@@ -83,19 +83,21 @@ def _status_context(sensor_name, result, instance, home):
     )
 
 
-def test_success_sensor_closes_a_partial_selection_and_leaves_a_whole_run_alone(home):
+def _partial_run(home):
+    """Landing + meds staging only: the publish, which closes a run, is not in the selection."""
     (home.landing / "meds").mkdir(parents=True)
     (home.landing / "meds" / "m.csv").write_text(MEDS)
     resources = {"warehouse": WarehouseResource(home=str(home.root))}
     instance = dg.DagsterInstance.ephemeral()
-    # landing + meds staging only: the publish, which closes a run, is not in the selection
     partial = dg.materialize(
-        all_assets,
-        selection=[RAW, STAGED["meds"]],
-        resources=resources,
-        instance=instance,
+        all_assets, selection=[RAW, STAGED["meds"]], resources=resources, instance=instance
     )
     assert partial.success
+    return partial, instance, resources
+
+
+def test_success_sensor_closes_a_partial_selection_and_leaves_a_whole_run_alone(home):
+    partial, instance, _ = _partial_run(home)
     assert runs(home) == [(partial.run_id, "running", False)]
     with _status_context("labwh_run_succeeded", partial, instance, home) as ctx:
         run_succeeded_sensor(ctx)
@@ -109,13 +111,7 @@ def test_success_sensor_closes_a_partial_selection_and_leaves_a_whole_run_alone(
 
 def test_the_next_run_closes_a_partial_run_dagster_saw_succeed_as_success(home):
     # the one-run queue starts the next run within seconds, before the success sensor ticks
-    (home.landing / "meds").mkdir(parents=True)
-    (home.landing / "meds" / "m.csv").write_text(MEDS)
-    resources = {"warehouse": WarehouseResource(home=str(home.root))}
-    instance = dg.DagsterInstance.ephemeral()
-    partial = dg.materialize(
-        all_assets, selection=[RAW, STAGED["meds"]], resources=resources, instance=instance
-    )
+    partial, instance, resources = _partial_run(home)
     steps.start_run(home, "died-outside-dagster", home.landing)
     nxt = dg.materialize(all_assets, selection=[RAW], resources=resources, instance=instance)
     assert sorted(runs(home)) == sorted(
