@@ -27,20 +27,15 @@ from transforms.reporting import cohort_config, cohort_format
 from transforms.reporting.cohort_select import CohortData
 from warehouse import locks
 from warehouse.home import Home
-from warehouse.runner import bind
+from warehouse.runner import bind, query_sql
 
-QUERIES_DIR = Path(__file__).resolve().parent / "queries" / "cohort"
 HTML_NAME = "cohort_report.html"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def query_sql(name: str) -> str:
-    return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
-
-
 def run_query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> pd.DataFrame:
     """Run ``warehouse/queries/cohort/<name>.sql`` with the parameters it uses bound."""
-    sql = query_sql(name)
+    sql = query_sql("cohort", name)
     return con.execute(sql, bind(sql, params)).df()
 
 

@@ -19,7 +19,7 @@ from transforms.records import DUPLICATE_FILE
 from transforms.reporting.masking import mask_identifiers
 from warehouse.home import Home
 from warehouse.identity import known_words
-from warehouse.runner import MODELS_DIR, bind, model_sql
+from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
 PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs", "raw.feature_state")
@@ -41,18 +41,15 @@ MASK_FILE_NAMES = (
 )
 
 
-PUBLISH_QUERIES = Path(__file__).resolve().parent / "queries" / "publish"
-
-
 def mask_free_text(con: duckdb.DuckDBPyConnection) -> int:
     """Mask the snapshot's free text (text results, unmapped analyte names, drug names,
     quarantine excerpts…: queries/publish/masked_text.sql) with the connection's
     ``mask_identifiers``; returns the number of distinct texts masked."""
-    con.execute((PUBLISH_QUERIES / "masked_text.sql").read_text(encoding="utf-8"))
+    con.execute(query_sql("publish", "masked_text"))
     try:
         masked = con.execute("SELECT count(*) FROM masked_text").fetchone()[0]
         if masked:
-            con.execute((PUBLISH_QUERIES / "apply_masked_text.sql").read_text(encoding="utf-8"))
+            con.execute(query_sql("publish", "apply_masked_text"))
             # the current versions, from the masked history by their own model
             con.execute(
                 "CREATE OR REPLACE TABLE core.fct_lab_result AS "  # noqa: S608 - model text

@@ -12,18 +12,12 @@ from typing import Any
 import duckdb
 
 from warehouse import locks
-from warehouse.runner import bind
-
-QUERIES_DIR = Path(__file__).resolve().parent / "queries" / "quality"
-
-
-def query_sql(name: str) -> str:
-    return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
+from warehouse.runner import bind, query_sql
 
 
 def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | None = None):
     """Run ``queries/quality/<name>.sql`` with the parameters it uses; a polars frame."""
-    sql = query_sql(name)
+    sql = query_sql("quality", name)
     return con.execute(sql, bind(sql, params or {})).pl()
 
 

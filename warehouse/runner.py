@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+QUERIES_DIR = Path(__file__).resolve().parent / "queries"
 DDL_DIR = Path(__file__).resolve().parent / "ddl"
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -38,8 +39,17 @@ def model_path(name: str) -> Path:
     return MODELS_DIR / schema / f"{table}.sql"
 
 
+def _sql_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip().rstrip(";")
+
+
 def model_sql(name: str) -> str:
-    return model_path(name).read_text(encoding="utf-8").strip().rstrip(";")
+    return _sql_text(model_path(name))
+
+
+def query_sql(folder: str, name: str) -> str:
+    """The text of ``warehouse/queries/<folder>/<name>.sql`` (cohort, quality, publish)."""
+    return _sql_text(QUERIES_DIR / folder / f"{name}.sql")
 
 
 def used_params(sql: str) -> set[str]:
