@@ -415,6 +415,49 @@ QUARANTINE_LIST_COLUMNS = [
 ]
 
 
+# --------------------------------------------------------------------------- status
+STATUS_RUN_COLUMNS = [
+    "run_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "n_files",
+    "n_received",
+    "n_accepted",
+    "n_quarantined",
+]
+
+
+def cmd_status(args) -> int:
+    from warehouse.status import read_status
+
+    home = _home(args)
+    if _absent(home.warehouse, "warehouse"):
+        return 2
+    st = read_status(home, last=args.runs)
+    print(f"warehouse (writer):  {home.warehouse}")
+    published = (
+        f"published {st.snapshot_published_at:%Y-%m-%d %H:%M:%S}"
+        if st.snapshot_published_at
+        else "not published yet"
+    )
+    print(f"analyst snapshot:    {home.published} ({published})")
+    print(f"\nruns: {st.n_runs} in all; the last {len(st.runs)}, newest first")
+    _print_rows(STATUS_RUN_COLUMNS, [[r[c] for c in STATUS_RUN_COLUMNS] for r in st.runs])
+    held = sum(r["n_open"] for r in st.open_quarantine)
+    print(f"\nheld in quarantine: {held} record{'s' if held != 1 else ''} (all runs)")
+    if st.open_quarantine:
+        cols = ["feed", "check_name", "n_open", "n_files"]
+        _print_rows(cols, [[r[c] for c in cols] for r in st.open_quarantine])
+        print("  see `labwh quarantine list`; after a fix, `labwh quarantine release --check …`")
+    print("\nrows")
+    _print_rows(
+        ["table", "rows"],
+        [[t, "not built yet" if n is None else n] for t, n in st.table_rows.items()],
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- reprocess
 def cmd_reprocess(args) -> int:
     from pipelines.ops import run_reprocess
@@ -533,6 +576,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     s.add_argument("--home", help="warehouse home folder")
     s.set_defaults(func=cmd_sql)
+
+    st = sub.add_parser(
+        "status",
+        help="the last runs, what quarantine holds, table sizes, snapshot age",
+        epilog="Reads the writer's warehouse read-only (waits while a run's step writes). "
+        + EPILOG,
+    )
+    st.add_argument(
+        "--runs", type=_positive_int, default=5, help="how many recent runs to show (default 5)"
+    )
+    st.add_argument("--home", help="warehouse home folder")
+    st.set_defaults(func=cmd_status)
 
     rep = sub.add_parser("report", help="build the cohort and quality reports", epilog=EPILOG)
     rep.add_argument("--home", help="warehouse home folder")

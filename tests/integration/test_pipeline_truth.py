@@ -267,3 +267,45 @@ def test_every_analyst_table_and_column_is_described(pipeline):
         con.close()
         assert missing_tables == [] and missing_columns == [], db
         assert "one row per" in grain.lower()
+
+
+def test_status_command_shows_runs_quarantine_and_sizes_as_the_truth_has_them(pipeline, capsys):
+    from pipelines.cli import main
+
+    assert main(["status", "--home", str(pipeline["home"].root), "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    counts = _read_csv(pipeline["truth"] / "feed_counts.csv")
+    held = {
+        (r["feed"], r["check_name"]): int(r["count"])
+        for r in _read_csv(pipeline["truth"] / "quarantine_expected.csv")
+        if int(r["count"])
+    }
+    lines = out.splitlines()
+    # two runs on the same input; only the newest is listed, and it found nothing new
+    assert "runs: 2 in all; the last 1, newest first" in out
+    [run_line] = [line for line in lines if line.startswith(pipeline["second_run_id"])]
+    assert run_line.split()[-5:] == ["success", "0", "0", "0", "0"]
+    assert pipeline["run_id"] not in out
+    total = sum(held.values())
+    assert f"held in quarantine: {total} records (all runs)" in out
+    for (feed, check), n in held.items():
+        assert any(line.split()[:3] == [feed, check, str(n)] for line in lines), (feed, check)
+    sizes = {
+        "core.dim_patient": len(_read_csv(pipeline["truth"] / "patients.csv")),
+        "marts.feat_e2_exposure": len(_read_csv(pipeline["truth"] / "feat_e2_exposure.csv")),
+        "marts.feat_bmd_trend": len(_read_csv(pipeline["truth"] / "feat_bmd_trend.csv")),
+    }
+    for table, n in sizes.items():
+        assert [table, str(n)] in [line.split() for line in lines], table
+    # the first run's totals are the truth's (the status reads runs.sql like the quality report)
+    assert main(["status", "--home", str(pipeline["home"].root), "--runs", "2"]) == 0
+    first = next(
+        line.split()
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith(pipeline["run_id"])
+    )
+    expected = [
+        sum(int(r[k]) for r in counts)
+        for k in ("files", "records_received", "records_accepted", "records_quarantined")
+    ]
+    assert [int(v) for v in first[-4:]] == expected

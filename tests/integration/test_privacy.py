@@ -51,7 +51,7 @@ RUN = textwrap.dedent(
         print("EVENT", repr(entry))
     # the user-facing CLI outputs, in the same process (same DEBUG logging): no restart cost
     from pipelines.cli import main
-    for argv in (["quarantine", "list", "--all"],
+    for argv in (["quarantine", "list", "--all"], ["status"],
                  ["sql", "--csv", "-c", "SELECT * FROM quality.quarantine"], ["report"]):
         print("CLI", " ".join(argv), flush=True)
         assert main(argv) == 0
@@ -155,7 +155,8 @@ def test_no_identifier_in_logs_console_or_cli_output(full_run):
     outputs = full_run["outputs"]
     assert "DEBUG" in outputs["run stderr (DEBUG logs)"]  # the capture really is at DEBUG
     assert "EVENT" in outputs["run stdout"]
-    assert "CLI report" in outputs["run stdout"]  # quarantine list, sql --csv and report ran
+    # quarantine list, status, sql --csv and report ran
+    assert "CLI report" in outputs["run stdout"] and "CLI status" in outputs["run stdout"]
     leaks = {name: find_identifiers(text, ids) for name, text in outputs.items()}
     assert not any(leaks.values()), leaks
 

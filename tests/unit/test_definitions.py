@@ -30,7 +30,7 @@ def test_cli_help_for_every_command(capsys):
 
     from pipelines.cli import build_parser
 
-    for cmd in ["generate", "run", "sql", "report", "quarantine", "reprocess", "rekey"]:
+    for cmd in ["generate", "run", "status", "sql", "report", "quarantine", "reprocess", "rekey"]:
         with pytest.raises(SystemExit) as exc:
             build_parser().parse_args([cmd, "--help"])
         assert exc.value.code == 0
@@ -42,6 +42,8 @@ def test_report_and_sql_before_any_run_say_what_to_do(home, capsys):
 
     assert not home.warehouse.exists()
     assert main(["report"]) == 2
+    assert "run `labwh run` first" in capsys.readouterr().err
+    assert main(["status"]) == 2
     assert "run `labwh run` first" in capsys.readouterr().err
     assert main(["sql", "-c", "SELECT 1"]) == 2
     assert "run `labwh run` first" in capsys.readouterr().err
@@ -160,3 +162,16 @@ def test_sql_shell_commands_act_at_once(home, monkeypatch, capsys):
     assert "x\n-\n2\n(1 row)" in out and "error" not in err  # SELECT 1 was dropped
     assert main(["sql", "-c", ""]) == 2
     assert "needs a query" in capsys.readouterr().err
+
+
+def test_status_of_a_run_that_never_got_to_core(home, capsys):
+    from pipelines.cli import main
+    from warehouse import steps
+
+    steps.start_run(home, "first-run", home.landing)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 1 in all; the last 1, newest first" in out
+    assert "first-run" in out and "running" in out
+    assert "(not published yet)" in out and "held in quarantine: 0 records" in out
+    assert out.count("not built yet") == 7
