@@ -146,6 +146,9 @@ landing_sensors = [landing_sensor(feed) for feed in FEEDS]
 @dg.run_failure_sensor(
     name="labwh_run_failed",
     minimum_interval_seconds=30,
+    # runs launched outside the code location (`dagster asset materialize -m …`, no origin)
+    # are skipped otherwise; the instance under $LABWH_HOME holds this project's runs only
+    monitor_all_code_locations=True,
     # it only writes a run's status: on by default, whatever starts the other sensors
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A run that failed (a step raised, a blocking check failed) is recorded as "
@@ -162,6 +165,7 @@ def run_failed_sensor(context: dg.RunFailureSensorContext, warehouse: WarehouseR
     run_status=dg.DagsterRunStatus.SUCCESS,
     name="labwh_run_succeeded",
     minimum_interval_seconds=30,
+    monitor_all_code_locations=True,  # as labwh_run_failed: CLI-launched runs too
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A run that succeeded without the publish step (a partial asset selection, "
     "which Dagster calls a success) is recorded as 'success' in raw.runs; a whole run has "
