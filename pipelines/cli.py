@@ -442,6 +442,9 @@ def cmd_status(args) -> int:
         else "not published yet"
     )
     print(f"analyst snapshot:    {home.published} ({published})")
+    if st.busy:
+        print(f"\nwarehouse busy: {st.busy}")
+        print("showing the published snapshot instead: the run in progress is not in it")
     print(f"\nruns: {st.n_runs} in all; the last {len(st.runs)}, newest first")
     _print_rows(STATUS_RUN_COLUMNS, [[r[c] for c in STATUS_RUN_COLUMNS] for r in st.runs])
     held = sum(r["n_open"] for r in st.open_quarantine)
@@ -580,8 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser(
         "status",
         help="the last runs, what quarantine holds, table sizes, snapshot age",
-        epilog="Reads the writer's warehouse read-only (waits while a run's step writes). "
-        + EPILOG,
+        epilog="Reads the writer's warehouse read-only; while a run writes it, the published "
+        "snapshot (and says so). " + EPILOG,
     )
     st.add_argument(
         "--runs", type=_positive_int, default=5, help="how many recent runs to show (default 5)"

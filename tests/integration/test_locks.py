@@ -208,3 +208,34 @@ def test_a_bad_lock_wait_setting_is_a_message(home, monkeypatch, capsys, value):
     assert cli.main(["run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"setting: {locks.WAIT_ENV} must be a number") and value in err
+
+
+def test_status_while_a_run_writes_shows_the_snapshot_and_says_so(warehouse, capsys):
+    from warehouse import params
+    from warehouse.publish import publish
+
+    steps.start_run(warehouse, "published-run", warehouse.landing)
+    steps.build_core(warehouse, params.core_params())
+    writer = hold(HOLD_DB, warehouse.warehouse, "rw", 60)
+    try:
+        # nothing published yet: nothing else to show, the busy exit
+        assert cli.main(["status"]) == 3
+        assert f"process {writer.pid}" in capsys.readouterr().err
+    finally:
+        writer.kill()
+        writer.wait()
+    publish(warehouse)
+    steps.start_run(warehouse, "writing-run", warehouse.landing)  # after the publish
+    writer = hold(HOLD_DB, warehouse.warehouse, "rw", 60)
+    try:
+        t0 = time.monotonic()
+        assert cli.main(["status"]) == 0
+        waited = time.monotonic() - t0
+    finally:
+        writer.kill()
+        writer.wait()
+    out = capsys.readouterr().out
+    assert waited < 30  # the short wait, not $LABWH_LOCK_WAIT_S (120 s)
+    assert f"warehouse busy: warehouse.duckdb is locked by process {writer.pid}" in out
+    assert "published-run" in out and "writing-run" not in out
+    assert "core.fct_lab_result" in out
