@@ -35,7 +35,12 @@ _HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
 class WarehouseBusy(RuntimeError):
-    """Another process kept the database file locked for longer than the wait bound."""
+    """Another process kept the database file locked for longer than the wait bound.
+    ``held`` says what is locked by whom, without the advice that follows it."""
+
+    def __init__(self, message: str, held: str = ""):
+        super().__init__(message)
+        self.held = held or message
 
 
 class BadSetting(ValueError):
@@ -93,7 +98,8 @@ def _wait_for(attempt, wait_s: float | None, what: str):
             raise WarehouseBusy(
                 f"{what.format(who=who)}: waited {bound:g}s. Another labwh run, report, "
                 f"quarantine or dagster process is using it: try again when it ends, or "
-                f"raise ${WAIT_ENV}."
+                f"raise ${WAIT_ENV}.",
+                held=what.format(who=who),
             )
         if not announced:
             log.warning("%s: waiting up to %gs", what.format(who=who), bound)

@@ -54,7 +54,7 @@ def read_status(home: Home, last: int = 5, wait_s: float = WAIT_S) -> Status:
     except locks.WarehouseBusy as err:
         if not home.published.exists():
             raise
-        busy = str(err)
+        busy = err.held
         con = connect_read_only(home.published)
     try:
         runs = query(con, "runs").to_dicts()

@@ -237,5 +237,6 @@ def test_status_while_a_run_writes_shows_the_snapshot_and_says_so(warehouse, cap
     out = capsys.readouterr().out
     assert waited < 30  # the short wait, not $LABWH_LOCK_WAIT_S (120 s)
     assert f"warehouse busy: warehouse.duckdb is locked by process {writer.pid}" in out
+    assert "waited" not in out and "LABWH_LOCK_WAIT_S" not in out  # advice that does not apply
     assert "published-run" in out and "writing-run" not in out
     assert "core.fct_lab_result" in out
