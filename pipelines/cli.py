@@ -165,6 +165,18 @@ def _instance(home: Home):
     return dg.DagsterInstance.get()
 
 
+SLOWEST_STEPS = 5
+
+
+def _print_run_end(home: Home, result, t0: float) -> None:
+    """What a finished run (``run`` or ``reprocess``) says: its counts, wall time since
+    ``t0`` and its slowest steps."""
+    _print_run_summary(home, result.run_id)
+    print(f"done in {time.perf_counter() - t0:.1f}s")
+    slowest = step_seconds(result)[:SLOWEST_STEPS]
+    print("  slowest steps:       " + ", ".join(f"{step} {sec:.1f}s" for step, sec in slowest))
+
+
 def _print_run_summary(home: Home, run_id: str) -> None:
     from warehouse.quality_queries import connect_read_only, query
 
@@ -191,9 +203,6 @@ def _print_run_summary(home: Home, run_id: str) -> None:
 def _print_counts(rows) -> None:
     for feed, f, r, a, q in rows:
         print(f"  {feed:<8} {f:>6} {r:>9} {a:>9} {q:>12}")
-
-
-SLOWEST_STEPS = 5
 
 
 def cmd_run(args) -> int:
@@ -224,10 +233,7 @@ def cmd_run(args) -> int:
             print(f"  {failure}", file=sys.stderr)
         print("  fix the cause and run again: nothing received is lost", file=sys.stderr)
         return 3 if err.busy else 1
-    _print_run_summary(home, result.run_id)
-    print(f"done in {time.perf_counter() - t0:.1f}s")
-    slowest = step_seconds(result)[:SLOWEST_STEPS]
-    print("  slowest steps:       " + ", ".join(f"{step} {sec:.1f}s" for step, sec in slowest))
+    _print_run_end(home, result, t0)
     print(f"  warehouse (writer):  {home.warehouse}")
     print(f"  published snapshot:  {home.published}")
     print(f"  reports:             {home.reports}")
@@ -482,10 +488,7 @@ def cmd_reprocess(args) -> int:
         for step, _, message in causes:
             print(f"reprocess failed: {step}: {message}", file=sys.stderr)
         return 3 if any(cls == "WarehouseBusy" for _, cls, _ in causes) else 1
-    _print_run_summary(home, result.run_id)
-    print(f"done in {time.perf_counter() - t0:.1f}s")
-    slowest = step_seconds(result)[:SLOWEST_STEPS]
-    print("  slowest steps:       " + ", ".join(f"{step} {sec:.1f}s" for step, sec in slowest))
+    _print_run_end(home, result, t0)
     return 0
 
 
