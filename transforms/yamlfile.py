@@ -2,8 +2,9 @@
 
 A run stages hundreds of files and each parser asks for its feed's configuration; parsing the
 same YAML per file cost 20-50 ms each (pure-Python loader). Here a file is parsed once per
-version (path, device and inode, modification and change times, size), with libyaml's loader when PyYAML has it, and every
-caller gets its own deep copy, so nothing a caller does reaches another.
+version (path, device and inode, modification and change times, size), with libyaml's loader
+when PyYAML has it, and every caller gets its own deep copy, so nothing a caller does reaches
+another. The generator reads the same files through it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from transforms.yamlfile import read_yaml
 
 from .cohort import DxaVisit, Region, region
 from .common import BadRecord, FeedOutput, FileRecordCount, bad_targets, csv_text, in_2099, rng_for
@@ -19,7 +19,7 @@ HOLOGIC_CONFIG = CONFIG_DIR / "dexa_hologic_columns.yaml"
 
 def hologic_header(path: Path = HOLOGIC_CONFIG) -> list[str]:
     """The APEX header as the Hologic mapping (the parser's config) names it, in file order."""
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg = read_yaml(path)
     return [h for h in cfg["columns"].values() if h] + list(cfg["measure_columns"])
 
 

@@ -6,9 +6,8 @@ import datetime as dt
 import random
 from pathlib import Path
 
-import yaml
-
 from transforms.catalog import Catalog
+from transforms.yamlfile import read_yaml
 
 from .common import BadRecord, FeedOutput, FileRecordCount, bad_targets, csv_text, in_2099, rng_for
 from .labs import NORTH_SENDS, SOUTH_SENDS, LabObs, Send, canonical_unit, send_value
@@ -26,7 +25,7 @@ BAD_KINDS = ("missing_patient_id", "unknown_unit", "implausible_value", "future_
 
 def load_source(config_dir: Path, source: str) -> dict:
     path = Path(config_dir) / "sources" / "lab_csv" / f"{source}.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_yaml(path)
 
 
 class _Source:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
+from transforms.yamlfile import read_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -15,7 +15,7 @@ GENERATOR_VERSION = "1.0.0"
 
 def _feature_defaults(config_dir: Path) -> dict:
     path = config_dir / "features.yaml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    cfg = read_yaml(path) if path.exists() else {}
     e2 = (cfg or {}).get("e2_exposure", {})
     bmd = (cfg or {}).get("bmd_trend", {})
     med = (cfg or {}).get("medication_exposure", {})
