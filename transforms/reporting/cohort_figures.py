@@ -125,7 +125,9 @@ def _spaghetti(
         starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
         points = np.column_stack([df["_t"].to_numpy(float), df[value_col].to_numpy(float)])
         lines = np.split(points, starts)  # one polyline per patient (rows sorted by patient)
-        ax.add_collection(LineCollection(lines, colors=color, alpha=0.18, linewidths=0.7))
+        patients = LineCollection(lines, colors=color, alpha=0.18, linewidths=0.7)
+        patients.set_in_layout(False)  # inside the axes: no need to measure thousands of paths
+        ax.add_collection(patients)
         ax.autoscale_view()
         binned = df.assign(_bin=(df["_t"] / step).round() * step).groupby("_bin")
         means = binned[value_col].mean()[binned[KEY].nunique() >= min_patients]
@@ -174,7 +176,8 @@ def slope_vs_fraction(
         if df is None or df.empty:
             _empty(ax, "too few patients to show")
         else:
-            ax.scatter(df["fraction_below"], df["slope_pct_per_year"], s=12, alpha=0.6)
+            dots = ax.scatter(df["fraction_below"], df["slope_pct_per_year"], s=12, alpha=0.6)
+            dots.set_in_layout(False)
             if line is not None:
                 a, b = line
                 xs = np.array([0.0, 1.0])
