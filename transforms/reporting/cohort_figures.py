@@ -100,7 +100,7 @@ def fraction_histograms(
 
 
 def _years(df: pd.DataFrame, date_col: str) -> pd.Series:
-    d = pd.to_datetime(df[date_col])
+    d = pd.to_datetime(df[date_col], cache=False)  # the cache scans every value first
     first = d.groupby(df[KEY]).transform("min")
     return (d - first).dt.days / DAYS_PER_YEAR
 

@@ -107,7 +107,7 @@ def one_year_pairs(
     """
     cols = ["baseline_date", "baseline", "one_year_date", "one_year"]
     df = series[[key, date_col, value_col]].dropna()
-    df = df.assign(_d=pd.to_datetime(df[date_col]), _v=df[value_col].astype(float))
+    df = df.assign(_d=pd.to_datetime(df[date_col], cache=False), _v=df[value_col].astype(float))
     df = df.sort_values([key, "_d"], kind="stable")
     first = df.groupby(key, sort=True).head(1)[[key, "_d", "_v"]]
     first = first.rename(columns={"_d": "baseline_date", "_v": "baseline"})
