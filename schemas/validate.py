@@ -109,10 +109,28 @@ def plausible_ranges() -> pl.DataFrame:
     )
 
 
+def _ten_digits(value: float) -> str:
+    return repr(float(f"{value:.10g}"))
+
+
+def _identifier_like(value) -> bool:
+    """A number redact.shown would not show as it is: a whole number long enough to be a birth
+    date or an MRN typed into the value cell (``19580312``), or one only an exponent can write."""
+    if not isinstance(value, float):
+        return False
+    whole = _ten_digits(value).removesuffix(".0")
+    return redact.shown(whole) != whole
+
+
 def _shown(value) -> str:
     """A number as a reviewer reads it: ten significant digits, no binary noise of a unit
-    conversion (6.973576682102969 → 6.973576682, 0.30000000000000004 → 0.3)."""
-    return repr(float(f"{value:.10g}")) if isinstance(value, float) else str(value)
+    conversion (6.973576682102969 → 6.973576682, 0.30000000000000004 → 0.3); one that could be
+    an identifier only by its shape (``99999999``), as every other cell of a reason."""
+    if not isinstance(value, float):
+        return str(value)
+    if _identifier_like(value):
+        return redact.shown(_ten_digits(value).removesuffix(".0"))
+    return _ten_digits(value)
 
 
 def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
@@ -124,7 +142,13 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             if row.get("is_mapped")
             else f"unmapped {redact.token(row.get('source_code'))}"
         )
-        what = f"{analyte} {_shown(row.get('value'))} {redact.token(row.get('unit'))}"
+        # the number as sent decides whether it may be shown: a unit conversion would turn an
+        # identifier typed into the cell (19580312 pmol/L) into an innocent-looking decimal
+        sent = row.get("value_num_original")
+        if _identifier_like(sent):
+            what = f"{analyte} {_shown(sent)} {redact.token(row.get('original_unit'))} (as sent)"
+        else:
+            what = f"{analyte} {_shown(row.get('value'))} {redact.token(row.get('unit'))}"
         if check == IMPLAUSIBLE_VALUE:
             return (
                 f"{what} outside plausible range [{row.get('_min_value')}, {row.get('_max_value')}]",

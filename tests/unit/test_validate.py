@@ -124,3 +124,44 @@ def test_excerpts_quote_catalog_names_not_free_text():
     assert m.check_name == "future_date"
     assert m.excerpt == "anastrozole 1.0 mg"
     assert "John" not in m.reason + m.excerpt
+
+
+def test_an_identifier_typed_into_a_value_cell_is_shown_by_its_shape_only():
+    # a birth date (19580312) or an MRN sent as OBX-5 is implausible for every analyte; the
+    # reason and excerpt must not quote it (docs/hl7.md: OBX-5 as it is only when it looks
+    # like data), neither as sent nor after a unit conversion turned it into a decimal
+    d = dt.datetime(2020, 5, 1)
+    df = _lab([19580312.0, 5333781.803323345, 45000.0], [d] * 3).with_columns(
+        pl.Series("value_num_original", [19580312.0, 19580312.0, 45000.0]),
+        pl.Series("original_unit", ["pg/mL", "pmol/L", "pg/mL"]),
+    )
+    got = validate("lab_result", df, AS_OF)
+    assert [r.check_name for r in got] == ["implausible_value"] * 3
+    text = " ".join(f"{r.reason} {r.excerpt}" for r in got)
+    assert "1958" not in text and "5333781" not in text
+    assert got[0].excerpt == "estradiol 99999999 pg/mL (as sent)"
+    assert got[1].excerpt == "estradiol 99999999 pmol/L (as sent)"
+    # a plausible-looking number of five digits is data: shown as it is
+    assert got[2].excerpt == "estradiol 45000.0 pg/mL"
+
+
+def test_a_dexa_number_that_could_be_an_identifier_is_shaped():
+    dexa = pl.concat(
+        [
+            empty_frame(StgDexaScan),
+            pl.DataFrame(
+                {
+                    "file_sha256": ["f"],
+                    "position": ["line 2"],
+                    "source_system": ["h"],
+                    "patient_key": ["pk"],
+                    "site": ["total_hip"],
+                    "bmd_g_cm2": [5550102.0],
+                    "scan_date": [dt.date(2020, 1, 1)],
+                }
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    (r,) = validate("dexa_scan", dexa, AS_OF)
+    assert r.excerpt == "total_hip BMD 9999999" and "5550102" not in r.reason
