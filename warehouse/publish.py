@@ -13,12 +13,13 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from schemas.dictionary import apply_comments
 from transforms.records import DUPLICATE_FILE
-from transforms.reporting.masking import mask_identifiers
+from transforms.reporting.masking import mask_identifiers, mask_known_words
 from warehouse.home import Home
-from warehouse.identity import known_words
+from warehouse.identity import known_identifier_words, known_words
 from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
@@ -57,6 +58,32 @@ def mask_free_text(con: duckdb.DuckDBPyConnection) -> int:
             )
     finally:
         con.execute("DROP TABLE IF EXISTS masked_text")
+    return masked
+
+
+def mask_lineage_ids(con: duckdb.DuckDBPyConnection, known_ids: frozenset[str]) -> int:
+    """Mask the words of sender-chosen ids (order numbers, message and scan ids) that are a
+    known patient identifier (queries/publish/masked_lineage_ids.sql); returns the number of
+    distinct ids masked."""
+    if not known_ids:
+        return 0
+    words = pl.DataFrame({"word": sorted(known_ids)}, schema={"word": pl.String})
+    con.register("known_identifier_words", words)
+    con.create_function(
+        "mask_known_identifiers",
+        lambda text: mask_known_words(text, known_ids),
+        ["VARCHAR"],
+        "VARCHAR",
+    )
+    try:
+        con.execute(query_sql("publish", "masked_lineage_ids"))
+        masked = con.execute("SELECT count(*) FROM masked_lineage_ids").fetchone()[0]
+        if masked:
+            con.execute(query_sql("publish", "apply_masked_lineage_ids"))
+        con.execute("DROP TABLE masked_lineage_ids")
+    finally:
+        con.unregister("known_identifier_words")
+        con.remove_function("mask_known_identifiers")
     return masked
 
 
@@ -143,6 +170,7 @@ def publish(
         for statement in MASK_FILE_NAMES:
             dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
         mask_free_text(dst)
+        mask_lineage_ids(dst, known_identifier_words(home.identity_db))
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):
             view = "omop." + path.stem
             dst.execute("CREATE OR REPLACE VIEW " + view + " AS " + model_sql(view))  # noqa: S608

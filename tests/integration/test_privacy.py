@@ -365,40 +365,48 @@ FREE_TEXT_MEDS = (
 )
 
 
-def test_snapshot_masks_free_text_that_carries_identifiers(home, tmp_path):
-    """A text result, an unmapped analyte's name and unit, and a drug name that quote the
-    patient: the snapshot shows them masked (every table, the OMOP views too); clean text and
-    numbers are as sent, and the writer's warehouse keeps the originals."""
+def _publish_landing(home, tmp_path, files: dict[str, str]) -> Path:
+    """Land ``files``, stage their feeds, build core, features and OMOP, publish."""
     from warehouse import params, steps
     from warehouse.publish import publish
 
     landing = tmp_path / "landing"
-    for rel, text in {"hl7/ft.hl7": FREE_TEXT_HL7, "meds/m.csv": FREE_TEXT_MEDS}.items():
+    for rel, text in files.items():
         (landing / rel).parent.mkdir(parents=True, exist_ok=True)
         (landing / rel).write_text(text)
     steps.start_run(home, "r", landing)
     steps.land(home, landing, "r")
-    for feed in ("hl7", "meds"):
+    for feed in sorted({rel.split("/")[0] for rel in files}):
         steps.stage(home, feed, "r")
     steps.build_core(home, params.core_params())
     steps.build_features(home, params.feature_params({}), "r")
     steps.build_omop(home)
-    snapshot = publish(home)
+    return publish(home)
 
-    def every_text(db: Path) -> str:
-        con = duckdb.connect(str(db), read_only=True)
-        try:
-            cells = []
-            for schema, table in con.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables "
-                "WHERE table_schema IN ('core', 'marts', 'quality', 'omop')"
-            ).fetchall():
-                rows = con.execute("SELECT * FROM " + schema + "." + table).fetchall()  # noqa: S608
-                cells += [str(v) for row in rows for v in row if isinstance(v, str)]
-            return "\n".join(cells)
-        finally:
-            con.close()
 
+def every_text(db: Path) -> str:
+    """Every text cell of the analyst schemas of a DuckDB file, one per line."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cells = []
+        for schema, table in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('core', 'marts', 'quality', 'omop')"
+        ).fetchall():
+            rows = con.execute("SELECT * FROM " + schema + "." + table).fetchall()  # noqa: S608
+            cells += [str(v) for row in rows for v in row if isinstance(v, str)]
+        return "\n".join(cells)
+    finally:
+        con.close()
+
+
+def test_snapshot_masks_free_text_that_carries_identifiers(home, tmp_path):
+    """A text result, an unmapped analyte's name and unit, and a drug name that quote the
+    patient: the snapshot shows them masked (every table, the OMOP views too); clean text and
+    numbers are as sent, and the writer's warehouse keeps the originals."""
+    snapshot = _publish_landing(
+        home, tmp_path, {"hl7/ft.hl7": FREE_TEXT_HL7, "meds/m.csv": FREE_TEXT_MEDS}
+    )
     published = every_text(snapshot)
     for secret in ("MRN0000120", "Schaefer", "SCHAEFER", "Juergen", "02/18/1967"):
         assert secret not in published, secret
@@ -417,6 +425,53 @@ def test_snapshot_masks_free_text_that_carries_identifiers(home, tmp_path):
     assert ("▒▒▒ ▒▒▒ ▒▒▒", 4.5, None) in values  # unmapped: its name masked, its value kept
     writer = every_text(home.warehouse)
     assert "Schaefer" in writer and "MRN0000120" in writer  # operations keep the originals
+
+
+SENDER_IDS_HL7 = (
+    # a sender whose order numbers and message ids are built from the MRN (seen in public
+    # ELR samples): OBR-3 = PID-3, MSH-10 = PID-3 + time; and one whose are not
+    "MSH|^~\\&|LIS|SPHL|LABWH|LABWH|20200323151748||ORU^R01|LGZKXXR5_20200323151748|P|2.5.1\r"
+    "PID|1||LGZKXXR5^^^SPHL^MR||ROE^ANN||19600101|M\r"
+    "OBR|1||LGZKXXR5^LIS|HORM^Hormones^L|||20200323080000\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.0|pg/mL|||||F\r"
+    "OBR|2||ABC12345^LIS|HORM^Hormones^L|||20200323080000\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||21.0|pg/mL|||||F\r"
+    "MSH|^~\\&|LIS|SPHL|LABWH|LABWH|20200323151749||ORU^R01|MSG0007|P|2.5.1\r"
+    "PID|1||12345^^^SPHL^MR||POE^BEN||19610101|M\r"
+    "OBR|1||ACC0007^LIS|HORM^Hormones^L|||20200323080000\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||25.0|pg/mL|||||F\r"
+)
+SENDER_IDS_DXA = (
+    "PAT_ID,SCAN_ID,SCAN_DATE,SCAN_TYPE,SIDE,INSTRUMENT,L1L4_BMD\n"
+    "LGZKXXR5,LGZKXXR5-S1,03/01/2020,Spine,,Horizon A,0.950\n"
+)
+
+
+def test_snapshot_masks_patient_identifiers_inside_sender_chosen_ids(home, tmp_path):
+    """Order numbers, message control ids and DXA scan ids built from an MRN reach analysts
+    with that MRN masked (also a digit run joined to letters, ABC12345); an id without one is
+    as sent; no two results merge; the writer's warehouse keeps the originals."""
+    files = {"hl7/ids.hl7": SENDER_IDS_HL7, "dexa/hologic/ids.csv": SENDER_IDS_DXA}
+    snapshot = _publish_landing(home, tmp_path, files)
+    published = every_text(snapshot)
+    assert "LGZKXXR5" not in published and "12345" not in published
+    con = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        results = con.execute(
+            "SELECT filler_order_number, message_control_id, value FROM core.fct_lab_result "
+            "ORDER BY value"
+        ).fetchall()
+        scans = con.execute("SELECT scan_id FROM core.fct_dexa_scan").fetchall()
+    finally:
+        con.close()
+    assert results == [
+        ("▒▒▒", "▒▒▒_20200323151748", 18.0),
+        ("▒▒▒", "▒▒▒_20200323151748", 21.0),  # ABC12345: the word holds the MRN
+        ("ACC0007", "MSG0007", 25.0),
+    ]
+    assert scans == [("▒▒▒-S1",)]
+    writer = every_text(home.warehouse)
+    assert "LGZKXXR5_20200323151748" in writer and "ABC12345" in writer
 
 
 # --------------------------------------------------------------------------- key rotation

@@ -104,17 +104,20 @@ def _joined_parts(word: str) -> list[str]:
     return parts
 
 
+def mask_known_words(text: str, known: frozenset[str]) -> str:
+    """``text`` with every word that is (or joins) a ``known`` word replaced by ``▒▒▒``."""
+    return _WORD.sub(
+        lambda m: MASK * 3 if _is_known(m.group(0), known) else m.group(0),
+        unicodedata.normalize("NFC", text),
+    )
+
+
 def mask_identifiers(text: str | None, known: frozenset[str] = frozenset()) -> str:
     """``text`` with identifier-like parts and ``known`` words replaced by ``▒`` marks
     (None → '')."""
     if not text:
         return ""
-    out = text
-    if known:
-        out = _WORD.sub(
-            lambda m: MASK * 3 if _is_known(m.group(0), known) else m.group(0),
-            unicodedata.normalize("NFC", out),
-        )
+    out = mask_known_words(text, known) if known else text
     out = _PATIENT_SEGMENTS.sub(lambda m: m.group(1) + "|" + MASK * 3, out)
     out = _XPN.sub(MASK * 3, out)
     out = _ISO_DATE.sub(lambda m: f"{m.group(1)}-{MASK * 2}-{MASK * 2}", out)
