@@ -436,6 +436,7 @@ SENDER_IDS_HL7 = (
     "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.0|pg/mL|||||F\r"
     "OBR|2||ABC12345^LIS|HORM^Hormones^L|||20200323080000\r"
     "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||21.0|pg/mL|||||F\r"
+    "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN||21.0|furlong|||||F\r"  # quarantined
     "MSH|^~\\&|LIS|SPHL|LABWH|LABWH|20200323151749||ORU^R01|MSG0007|P|2.5.1\r"
     "PID|1||12345^^^SPHL^MR||POE^BEN||19610101|M\r"
     "OBR|1||ACC0007^LIS|HORM^Hormones^L|||20200323080000\r"
@@ -470,6 +471,12 @@ def test_snapshot_masks_patient_identifiers_inside_sender_chosen_ids(home, tmp_p
         ("ACC0007", "MSG0007", 25.0),
     ]
     assert scans == [("▒▒▒-S1",)]
+    assert "▒▒▒_20200323151748" in published  # the quarantined OBX's message id
+    # the quality team's view of the writer's quarantine masks it too
+    from warehouse.quarantine import list_quarantine
+
+    listed = list_quarantine(home)
+    assert listed["message_control_id"].to_list() == ["▒▒▒_20200323151748"]
     writer = every_text(home.warehouse)
     assert "LGZKXXR5_20200323151748" in writer and "ABC12345" in writer
 
