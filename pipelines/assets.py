@@ -136,10 +136,10 @@ staged_assets = [_staged_asset(feed) for feed in FEEDS]
         for key in CORE_KEYS
     ],
 )
-def core_tables(warehouse: WarehouseResource):
+def core_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Staged → core: a deterministic rebuild of every core table (one transaction)."""
     t0 = time.perf_counter()
-    counts = steps.build_core(warehouse.get_home(), params.core_params())
+    counts = steps.build_core(warehouse.get_home(), params.core_params(), context.run_id)
     yield from _table_results(CORE_KEYS, counts, t0)
 
 

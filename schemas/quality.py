@@ -74,13 +74,17 @@ class RawRuns(_Bookkeeping):
 
 
 class RawFeatureState(_Bookkeeping):
-    """What each feature mart was last built with. Grain: one row per mart."""
+    """What each feature mart, and core (the marts' input), was last built with. Grain: one
+    row per mart, plus one for core."""
 
-    model: str = pa.Field(unique=True, description="The mart (`marts.feat_e2_exposure` …).")
+    model: str = pa.Field(
+        unique=True, description="The mart (`marts.feat_e2_exposure` …), or `core`."
+    )
     params_json: str = pa.Field(
         description="JSON: `params` (thresholds, max_gap_days, censored_fraction, "
-        "min_span_years, LSC per site …) and `model_sha256` (SHA-256 of the model SQL); a "
-        "change of either rebuilds the mart for every patient."
+        "min_span_years, LSC per site …; for core the exposure persistence window), "
+        "`model_sha256` (SHA-256 of the model SQL) and, for a mart, `core` (core's state when "
+        "the mart was built); a change of any rebuilds the mart for every patient."
     )
     built_at: dt.datetime = pa.Field(description="When the mart was last built or refreshed.")
     run_id: str = optional("The run that built it (raw.runs).")

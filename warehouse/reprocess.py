@@ -131,7 +131,7 @@ def restage_files(
     result = ReprocessResult(run_id, files)
     for feed in feeds:
         result.feeds[feed] = steps.stage(home, feed, run_id, log=log)
-    result.core_rows = steps.build_core(home, params.core_params())
+    result.core_rows = steps.build_core(home, params.core_params(), run_id)
     result.feature_rows = steps.build_features(
         home, params.feature_params(feature_overrides), run_id, full=full_rebuild
     )

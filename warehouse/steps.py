@@ -176,13 +176,27 @@ def record_touched(con, run_id: str, keys: set[str]) -> None:
         )
 
 
-def build_core(home: Home, params: dict) -> dict[str, int]:
-    """Staged → core: full, deterministic rebuild of every core table from staged rows."""
+# raw.feature_state's row for what core was last built with: the marts' inputs
+CORE_STATE = "core"
+_STATE_OF = "SELECT params_json FROM raw.feature_state WHERE model = $m"
+_SET_STATE = "INSERT OR REPLACE INTO raw.feature_state VALUES ($m, $p, $t, $r)"
+
+
+def build_core(home: Home, params: dict, run_id: str | None = None) -> dict[str, int]:
+    """Staged → core: full, deterministic rebuild of every core table from staged rows.
+
+    Records its parameters and model SQL (``raw.feature_state``, model ``core``): the marts
+    are incremental, so a change of core's (the exposure persistence window, a core model)
+    must make the next feature build a full one."""
     counts = {}
     with writer(home) as con:
         con.execute("BEGIN")
         for name in CORE_MODELS:
             counts[name] = materialize(con, name, params)
+        con.execute(
+            _SET_STATE,
+            {"m": CORE_STATE, "p": build_state(CORE_MODELS, params), "t": now(), "r": run_id},
+        )
         con.execute("COMMIT")
     return counts
 
@@ -203,20 +217,16 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
                 "SELECT DISTINCT patient_key FROM raw.touched_patients WHERE refreshed_at IS NULL"
             ).fetchall()
         ]
+        core = con.execute(_STATE_OF, {"m": CORE_STATE}).fetchone()
         con.execute("BEGIN")
         for name in FEATURE_MODELS:
-            p_json = build_state(name, params)
-            state = con.execute(
-                "SELECT params_json FROM raw.feature_state WHERE model = $m", {"m": name}
-            ).fetchone()
+            p_json = build_state((name,), params, core[0] if core else None)
+            state = con.execute(_STATE_OF, {"m": name}).fetchone()
             incremental = not full and state is not None and state[0] == p_json
             counts[name] = materialize(
                 con, name, params, patient_keys=touched if incremental else None
             )
-            con.execute(
-                "INSERT OR REPLACE INTO raw.feature_state VALUES ($m, $p, $t, $r)",
-                {"m": name, "p": p_json, "t": now(), "r": run_id},
-            )
+            con.execute(_SET_STATE, {"m": name, "p": p_json, "t": now(), "r": run_id})
         con.execute(
             "UPDATE raw.touched_patients SET refreshed_at = $t WHERE refreshed_at IS NULL",
             {"t": now()},
@@ -225,10 +235,14 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
     return counts
 
 
-def build_state(name: str, params: dict) -> str:
-    """What a mart was built with: its parameters and the SHA-256 of its model SQL."""
-    model = hashlib.sha256(model_sql(name).encode()).hexdigest()
-    return json.dumps({"params": params, "model_sha256": model}, sort_keys=True, default=str)
+def build_state(names: tuple[str, ...], params: dict, core: str | None = None) -> str:
+    """What models were built with: their parameters, the SHA-256 of their model SQL and, for
+    a mart, the state core was built with (its inputs)."""
+    model = hashlib.sha256("\n".join(model_sql(n) for n in names).encode()).hexdigest()
+    state = {"params": params, "model_sha256": model}
+    if core is not None:
+        state["core"] = core
+    return json.dumps(state, sort_keys=True, default=str)
 
 
 def build_omop(home: Home) -> list[str]:

@@ -68,3 +68,19 @@ def test_a_changed_model_rebuilds_every_patient(built, monkeypatch):
     bmd, e2 = _tampered(home)
     assert bmd == 0  # its model changed
     assert e2 > 0  # unchanged model: only touched patients (none)
+
+
+def test_a_core_parameter_change_rebuilds_every_patient(built):
+    # the persistence window shapes core.medication_exposure, hence every patient's
+    # anastrozole days: the marts must not keep the old episodes for untouched patients
+    home, _ = built
+    steps.build_core(home, {**params.core_params(), "persistence_window_days": 5}, "r3")
+    steps.build_features(home, params.feature_params(), "r3")
+    assert _tampered(home) == (0, 0)
+
+
+def test_an_unchanged_core_rebuild_keeps_the_refresh_incremental(built):
+    home, tampered = built
+    steps.build_core(home, params.core_params(), "r3")
+    steps.build_features(home, params.feature_params(), "r3")
+    assert _tampered(home) == tampered

@@ -39,8 +39,9 @@ CREATE TABLE IF NOT EXISTS raw.touched_patients (
     refreshed_at    TIMESTAMP,
     PRIMARY KEY (run_id, patient_key)
 );
--- what the feature marts were last built with: params_json holds their parameters and the
--- SHA-256 of the model SQL (a change of either forces a full rebuild)
+-- what the feature marts (and core, their input: model 'core') were last built with:
+-- params_json holds their parameters, the SHA-256 of the model SQL and, for a mart, core's
+-- state (a change of any forces a full rebuild)
 CREATE TABLE IF NOT EXISTS raw.feature_state (
     model           VARCHAR PRIMARY KEY,
     params_json     VARCHAR NOT NULL,
