@@ -243,13 +243,13 @@ class MedicationExposure(_Table):
 
     patient_key: str = pseudonymous_key()
     ingredient: str = same_as(StgMedication, "ingredient", nullable=False)
-    episode_number: int = pa.Field(
+    episode_number: pl.Int32 = pa.Field(
         ge=1, description="1-based episode number per patient × ingredient, by start date."
     )
     episode_start: dt.date = pa.Field(description="First day of the episode (inclusive).")
     episode_end: dt.date = pa.Field(description="Last day of the episode (inclusive).")
-    episode_length_days: int = pa.Field(ge=1, description="episode_end − episode_start + 1, days.")
-    days_exposed: int = pa.Field(
+    episode_length_days: pl.Int32 = pa.Field(ge=1, description="episode_end − episode_start + 1, days.")
+    days_exposed: pl.Int32 = pa.Field(
         nullable=True, ge=0, description="Days of the episode covered by at least one record."
     )
     cumulative_dose_mg: float = pa.Field(
@@ -258,7 +258,7 @@ class MedicationExposure(_Table):
         description="Σ dose_mg × doses_per_day × record days over the episode's records, mg; "
         "NULL when a record lacks a dose.",
     )
-    n_records: int = pa.Field(
+    n_records: pl.Int32 = pa.Field(
         nullable=True, ge=1, description="Medication records merged into the episode."
     )
 
@@ -290,7 +290,7 @@ class RefOmopConcept(_Table):
         "to a mass unit), `unit` (UCUM unit), `drug` (RxNorm).",
     )
     source_code: str = pa.Field(description="The LOINC code, UCUM unit or RxNorm code.")
-    concept_id: int = pa.Field(gt=0, description="OMOP standard concept id.")
+    concept_id: pl.Int32 = pa.Field(gt=0, description="OMOP standard concept id.")
     concept_name: str = optional("OMOP concept name.")
 
 
