@@ -248,7 +248,9 @@ class MedicationExposure(_Table):
     )
     episode_start: dt.date = pa.Field(description="First day of the episode (inclusive).")
     episode_end: dt.date = pa.Field(description="Last day of the episode (inclusive).")
-    episode_length_days: pl.Int32 = pa.Field(ge=1, description="episode_end − episode_start + 1, days.")
+    episode_length_days: pl.Int32 = pa.Field(
+        ge=1, description="episode_end − episode_start + 1, days."
+    )
     days_exposed: pl.Int32 = pa.Field(
         nullable=True, ge=0, description="Days of the episode covered by at least one record."
     )
