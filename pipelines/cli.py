@@ -34,7 +34,11 @@ def cmd_generate(args) -> int:
         print(f"--out {out} is a file; give a folder", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    summary = generate(args.patients, args.seed, out)
+    try:
+        summary = generate(args.patients, args.seed, out)
+    except FileExistsError as err:  # a landing/ or truth/ there holds files not its own
+        print(f"{err}; give another --out, or empty that folder", file=sys.stderr)
+        return 2
     print(
         f"generated {args.patients} patients (seed {args.seed}) in {time.perf_counter() - t0:.1f}s"
     )
@@ -243,6 +247,10 @@ def cmd_run(args) -> int:
 
 # --------------------------------------------------------------------------- sql
 def _print_table(cur, as_csv: bool, out=None) -> None:
+    if cur is None:  # the text held no statement (only comments or semicolons)
+        if not as_csv:
+            print("(no statement)", file=out or sys.stdout)
+        return
     cols = [d[0] for d in cur.description] if cur.description else []
     _print_rows(cols, cur.fetchall(), as_csv, out)
 

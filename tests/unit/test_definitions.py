@@ -79,6 +79,13 @@ def test_cli_refuses_bad_arguments_with_a_message(home, tmp_path, capsys):
     a_file.write_text("x")
     assert main(["generate", "--patients", "2", "--out", str(a_file)]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
+    # a landing/ the generator did not write is never deleted: a message, exit 2, no traceback
+    foreign = tmp_path / "theirs"
+    (foreign / "landing").mkdir(parents=True)
+    (foreign / "landing" / "real.hl7").write_text("MSH|")
+    assert main(["generate", "--patients", "2", "--out", str(foreign)]) == 2
+    assert "was not written by the generator" in capsys.readouterr().err
+    assert (foreign / "landing" / "real.hl7").read_text() == "MSH|"
 
 
 def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
@@ -91,6 +98,11 @@ def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
     assert main(["sql", "-c", "selec 1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "syntax error" in err and "Traceback" not in err
+    # a query with no statement (only a comment, as when an example is pasted on one line)
+    assert main(["sql", "-c", "-- just a comment"]) == 0
+    assert capsys.readouterr().out == "(no statement)\n"
+    assert main(["sql", "--csv", "-c", ";"]) == 0
+    assert capsys.readouterr().out == ""
     assert main(["quarantine", "show", "99999"]) == 1
     assert "no quarantine record 99999" in capsys.readouterr().err
     assert main(["quarantine", "release", "--check", "unknown_unit"]) == 2  # nothing to do
