@@ -146,6 +146,36 @@ def test_without_filler_order_number_the_sub_id_tells_results_apart(home, tmp_pa
     ]
 
 
+def test_without_filler_order_number_repeated_obx_are_distinct_results(home, tmp_path):
+    # OBR-3 empty and no OBX-4: the second OBX of the same code and time in one message is a
+    # second result, not a second version of the first (as with OBR-3 above); a correction
+    # message re-sending both supersedes each by its position
+    msg = (
+        "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{msh7}||ORU^R01|{ctrl}|P|2.5.1\r"
+        "PID|1||MRN7777777^^^NORTH_CLINIC^MR\r"
+        "OBR|1|PLC1||HORM^Hormones^L|||20230105083000\r"
+        "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{a}|pg/mL|||||{st}\r"
+        "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{b}|pg/mL|||||{st}\r"
+    )
+    landing = tmp_path / "landing"
+    _deliver(
+        home,
+        landing,
+        "1.hl7",
+        msg.format(msh7="20230105120000", ctrl="A", st="F", a=11, b=12),
+        "r1",
+    )
+    assert sorted(_state(home)[0]) == [(11.0, "F", False, 1), (12.0, "F", False, 1)]
+    _deliver(
+        home,
+        landing,
+        "2.hl7",
+        msg.format(msh7="20230106120000", ctrl="B", st="C", a=11, b=19),
+        "r2",
+    )
+    assert sorted(_state(home)[0]) == [(11.0, "C", True, 2), (19.0, "C", True, 2)]
+
+
 NORTH_HEADER = (
     "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
     "AccessionNo,Status\n"

@@ -43,11 +43,15 @@ keyed AS (
                 concat_ws('|', feed, coalesce(sending_facility, source_system), patient_key,
                           filler_order_number, source_code, coalesce(sub_id, ''),
                           CAST(occurrence AS VARCHAR))
-            -- without OBR-3: code + collection time, and OBX-4 when sent (concat_ws skips a
-            -- NULL sub-id, so the key of a result without one is as it always was)
+            -- without OBR-3: code + collection time, and OBX-4 when sent; in an HL7 message
+            -- the k-th repeat of the code (k > 1) is a result of its own, as with OBR-3
+            -- (concat_ws skips NULLs, so the key of a first or only result is as it always
+            -- was; a CSV row has no message to count repeats in)
             ELSE concat_ws('|', feed, source_system, patient_key, source_code,
                            coalesce(CAST(collected_at AS VARCHAR), file_sha256 || position),
-                           sub_id)
+                           sub_id,
+                           CASE WHEN feed = 'hl7' AND occurrence > 1
+                               THEN '#' || CAST(occurrence AS VARCHAR) END)
         END AS result_key,
         CASE upper(coalesce(result_status, 'F'))
             WHEN 'P' THEN 1 WHEN 'R' THEN 1 WHEN 'I' THEN 0
