@@ -534,6 +534,24 @@ def test_rejected_values_are_shown_by_shape_unless_data_like():
     )
 
 
+def test_sn_without_its_caret_is_read_as_the_number_it_holds():
+    # SN-1 is the comparator, but senders drop the caret: `165.6` or `<0.5` alone in SN-1 is
+    # unambiguous; a word there is still a reject
+    result = parse(
+        message(
+            PID,
+            OBR,
+            "OBX|1|SN|E2^Estradiol^L^2243-4^Estradiol^LN||165.6|pg/mL|||||F",
+            "OBX|2|SN|E2^Estradiol^L^2243-4^Estradiol^LN||<0.5|pg/mL|||||F",
+            "OBX|3|SN|E2^Estradiol^L^2243-4^Estradiol^LN||>= 300|pg/mL|||||F",
+            "OBX|4|SN|E2^Estradiol^L^2243-4^Estradiol^LN||high|pg/mL|||||F",
+        )
+    )
+    rows = result.rows.select("position", "value_num_original", "comparator").rows()
+    assert rows == [("m0/s3", 165.6, None), ("m0/s4", 0.5, "<"), ("m0/s5", 300.0, ">=")]
+    assert [(r.position, r.check_name) for r in result.rejects] == [("m0/s6", "unparseable_value")]
+
+
 def test_unparseable_values_are_rejected_records():
     result = parse(
         message(

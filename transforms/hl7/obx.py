@@ -103,9 +103,14 @@ def _value(
         if sep or num2:  # range or ratio (`^10^-^20`, `^1^:^40`): text
             return original, None, None, f"{comp}{num1}{sep}{num2}", None
         if not num1:
-            if comp:
+            if not comp:
+                return original, None, None, None, None
+            # the whole value in SN-1 (`165.6`, `<0.5`: senders that drop the caret); read
+            # as the number it unambiguously is, like the same text sent as ST
+            num, sent_comp = _number(comp)
+            if num is None:
                 return original, None, None, None, "OBX-5 of type SN has no number"
-            return original, None, None, None, None
+            return original, num, sent_comp, None, None
         num, extra = _number(num1)
         if num is None or extra is not None or comp not in SN_COMPARATORS:
             return original, None, None, None, "OBX-5 of type SN is not comparator^number"
