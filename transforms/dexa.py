@@ -131,21 +131,20 @@ def dexa_config_from_dict(vendor: str, raw: Mapping[str, Any]) -> DexaConfig:
 def detect_scan_types(header: list[str], file_name: str, cfg: DexaConfig) -> tuple[str, ...]:
     """Scan types of a suffix-classified export: those its file name names, plus those its
     columns show (an `_AP_Spine` file that also holds femur columns reads both). An exclusive
-    type (total body) named by the file name, else shown by the columns, is the only one."""
+    type (total body) named by the file name, else shown by the columns, is the only one: the
+    columns of a total-body export (`Head BMD`) win over a name such as `Visit2_Left_Hip`,
+    whose `Total Left` would otherwise be read as a hip, not as the left half of the body."""
     name = (file_name or "").lower()
     # the first rule whose file-name token the name holds
     named = next((r for r in cfg.scan_types if any(t.lower() in name for t in r.file_name)), None)
     have = set(header)
     shown = [r for r in cfg.scan_types if any(c in have for c in r.detect_columns)]
-    if named is None:
-        shown_exclusive = next((r for r in shown if r.exclusive), None)
-        if shown_exclusive is not None:
-            return (shown_exclusive.name,)
-        found = []
-    elif named.exclusive:
+    if named is not None and named.exclusive:
         return (named.name,)
-    else:
-        found = [named.name]
+    shown_exclusive = next((r for r in shown if r.exclusive), None)
+    if shown_exclusive is not None:
+        return (shown_exclusive.name,)
+    found = [named.name] if named is not None else []
     found += [r.name for r in shown if not r.exclusive and r.name not in found]
     return tuple(found)
 

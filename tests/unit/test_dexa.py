@@ -76,6 +76,10 @@ def test_total_body_header_every_measure_column_classified():
     types = detect_scan_types(header, "SchNav_Data_Total_Body.txt", cfg)
     assert types == ("total_body",)
     assert detect_scan_types(header, "export.txt", cfg) == ("total_body",)  # from the columns
+    # a total-body export under a hip or spine name: its columns decide (its Total Left and
+    # Total Right are the body's halves, never hips)
+    for misnamed in ("Visit2_Left_Hip.txt", "P1_DualFemur.txt", "P1_AP_Spine.txt"):
+        assert detect_scan_types(header, misnamed, cfg) == ("total_body",), misnamed
     roles = classify_columns(header, cfg, types)
     assert Counter(r.measure for r in roles) == {"bmd": 17, "t_score": 17, "z_score": 17}
     assert {r.column for r in roles} == {
