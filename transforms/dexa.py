@@ -230,17 +230,26 @@ def side_word(text: str | None) -> str | None:
 # a numeral whose comma can only be a decimal mark: `0,874`, `-1,2`, `1,0345` (never `1,364`)
 _COMMA_DECIMAL = re.compile(r"(?<![\d,.])[+-]?(?:0,\d+|\d+,(?:\d{1,2}|\d{4,}))(?![\d,.])")
 _POINT_DECIMAL = re.compile(r"\d\.\d")
+# a BMD in g/cm² (no unit, or that unit) written `1,002`: read with a thousands comma it would
+# be 1002 g/cm², which no bone has, so its comma is a decimal mark too
+_BMD_COMMA = re.compile(r"\s*\d,\d{3}\s*(?:g/cm2|g/cm²)?\s*", re.IGNORECASE)
+_BMD_MEASURES = frozenset({"bmd", "l2_l4_bmd"})
 
 
-def file_decimal(cells: Iterable[str]) -> str:
-    """The decimal mark of a source configured ``decimal: auto``, from its measure cells: ','
-    when some cell can only be read with a decimal comma and none has a decimal point, else
-    '.' (so one export template serves sites with either locale)."""
+def file_decimal(cells: Iterable[tuple[str, str]]) -> str:
+    """The decimal mark of a source configured ``decimal: auto``, from its (measure, cell)
+    pairs: ',' when some cell can only be read with a decimal comma (`0,874`, `-1,2`, a
+    g/cm² BMD `1,002`) and none has a decimal point, else '.' (so one export template serves
+    sites with either locale)."""
     comma = False
-    for cell in cells:
+    for measure, cell in cells:
         if _POINT_DECIMAL.search(cell):
             return "."
-        comma = comma or bool(_COMMA_DECIMAL.search(cell))
+        comma = (
+            comma
+            or bool(_COMMA_DECIMAL.search(cell))
+            or (measure in _BMD_MEASURES and bool(_BMD_COMMA.fullmatch(cell)))
+        )
     return "," if comma else "."
 
 
@@ -429,7 +438,7 @@ def parse_dexa_file(
     file_side = side_word(file_name)
     problem = header_problem(header, cfg, roles)
     if cfg.decimal == "auto":
-        cells = (get(row, r.column) for row in rows for r in roles if r.used)
+        cells = ((r.measure, get(row, r.column)) for row in rows for r in roles if r.used)
         cfg = dataclasses.replace(cfg, decimal=file_decimal(cells))
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:

@@ -596,12 +596,16 @@ def test_lunar_export_resaved_as_utf8_without_bom_is_read():
 @pytest.mark.parametrize(
     ("cells", "mark"),
     [
-        (["1,364"], "."),  # thousands, as before
-        (["0,874", "1,364"], ","),  # 0,874 can only be a decimal comma
-        (["-1,2", ""], ","),
-        (["1,0345"], ","),
-        (["0,874", "0.9"], "."),  # a decimal point anywhere: the file is decimal-point
+        ([("t_score", "1,364")], "."),  # thousands or a decimal: no telling, as before
+        ([("bmd", "0,874"), ("t_score", "1,364")], ","),  # 0,874 can only be a decimal comma
+        ([("t_score", "-1,2"), ("bmd", "")], ","),
+        ([("z_score", "1,0345")], ","),
+        ([("bmd", "0,874"), ("bmd", "0.9")], "."),  # a decimal point anywhere: decimal-point
         ([], "."),
+        # a g/cm² BMD of 1,002 cannot be 1002: every BMD of a file ≥ 1 and no score exported
+        ([("bmd", "1,002"), ("l2_l4_bmd", "1,140 g/cm²")], ","),
+        ([("bmd", "1,364 mg/cm2")], "."),  # in mg/cm² it is one thousand three hundred …
+        ([("bmd", "1,002"), ("t_score", "0.5")], "."),
     ],
 )
 def test_file_decimal(cells, mark):
@@ -615,6 +619,11 @@ def test_lunar_decimal_comma_export_reads_every_value_the_same_way():
     assert rows[("femoral_neck", "left")]["bmd_g_cm2"] == 0.812
     assert rows[("femoral_neck", "left")]["t_score"] == -1.6
     assert rows[("total_hip", "left")]["bmd_g_cm2"] == 1.034  # not 1034
+    # the same with every BMD ≥ 1 and no score exported: the BMDs alone tell the comma
+    row = {**SINGLE_FEMUR_ROW, "Neck BMD": "1,002", "Neck T-Score": "", "Total BMD": "1,034"}
+    rows = site_rows(parse_lunar(SINGLE_FEMUR_HEADER, [row], "P9_Left_Femur.txt"), 2)
+    assert rows[("femoral_neck", "left")]["bmd_g_cm2"] == 1.002
+    assert rows[("total_hip", "left")]["bmd_g_cm2"] == 1.034
 
 
 @pytest.mark.parametrize(
