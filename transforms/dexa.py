@@ -55,6 +55,9 @@ class ScanTypeRule:
     exclusive: bool = False
     site_prefix: str = ""
     regions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # last words of a region that is computed from both sides (`Wards Mean`, `Troch Diff.`):
+    # not a measured region, so it is not read (an unlisted one would need a side)
+    derived_region_words: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ def dexa_config_from_dict(vendor: str, raw: Mapping[str, Any]) -> DexaConfig:
             exclusive=bool(r.get("exclusive", False)),
             site_prefix=str(r.get("site_prefix") or ""),
             regions=dict(r.get("regions") or {}),
+            derived_region_words=frozenset(
+                w.lower() for w in (r.get("derived_region_words") or ())
+            ),
         )
         for name, r in (raw.get("scan_types") or {}).items()
     )
@@ -178,7 +184,11 @@ def _suffix_role(column: str, region: str, measure: str, rules: list[ScanTypeRul
         return ColumnRole(column, region, spec["site"], spec.get("side"), measure, rule.name, used)
     prefix = rules[0].site_prefix if rules else ""
     site, side = _generic_site(region, prefix)
-    return ColumnRole(column, region, site, side, measure, rules[0].name if rules else None)
+    last_word = region.split()[-1].lower()
+    derived = any(last_word in rule.derived_region_words for rule in rules)
+    return ColumnRole(
+        column, region, site, side, measure, rules[0].name if rules else None, not derived
+    )
 
 
 def classify_columns(

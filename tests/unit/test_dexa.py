@@ -269,6 +269,19 @@ FEMUR_ROW = {
 }  # fmt: skip
 
 
+def test_lunar_sub_region_means_and_differences_are_not_read():
+    # a research export with Mean / Diff columns for every sub-region: computed from both
+    # sides, they are no measurement (and have no side): the row is read without them
+    extra = {"Upper Neck Mean BMD": "0.700", "Wards Mean BMD": "0.640", "Troch Diff. BMD": "0.01",
+             "Shaft Diff BMD": "0.02"}  # fmt: skip
+    res = parse_lunar([*FEMUR_HEADER, *extra], [{**FEMUR_ROW, **extra}], "PAT_DualFemur.txt")
+    assert res.rejects == []
+    assert {site for site, _ in site_rows(res, 2)} == {
+        "femoral_neck", "total_hip", "upper_neck", "wards", "trochanter", "shaft"
+    }  # fmt: skip
+    assert all(side in ("left", "right") for _, side in site_rows(res, 2))
+
+
 @pytest.mark.parametrize("file_name", ["PAT_2023_DualFemur.txt", "export.txt"])
 def test_lunar_dual_femur(file_name):
     # without a hint in the file name the scan type comes from the columns
