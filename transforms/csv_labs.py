@@ -278,7 +278,7 @@ def parse_lab_csv(
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
         if problem:
-            raise textio.RowError(UNPARSEABLE_VALUE, problem)
+            raise textio.RowError(UNPARSEABLE_VALUE, problem, of_file=True)
         textio.check_width(row, header)
         record, identity = _parse_row(row, get, cfg, pseudonymize)
         return [record], identity

@@ -453,7 +453,7 @@ def parse_dexa_file(
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
         if problem:
-            raise textio.RowError(UNPARSEABLE_VALUE, problem)
+            raise textio.RowError(UNPARSEABLE_VALUE, problem, of_file=True)
         textio.check_width(row, header)
         return _scan_rows(
             row, get, roles, cfg, file_scan_type, file_side, pseudonymize, patient_id_system

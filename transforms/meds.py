@@ -241,7 +241,7 @@ def parse_meds_csv(data: bytes, *, file_sha256: str, pseudonymize) -> ParseResul
 
     def parse_one(row: textio.Row) -> tuple[list[dict[str, Any]], Identity]:
         if lacking:
-            raise textio.RowError(UNPARSEABLE_VALUE, lacking)
+            raise textio.RowError(UNPARSEABLE_VALUE, lacking, of_file=True)
         textio.check_width(row, header)
         return _med_row(row, get, rules, pseudonymize)
 

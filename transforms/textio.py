@@ -374,10 +374,24 @@ def missing_columns(header: list[str], wanted: Iterable[str | None]) -> Iterator
             yield name
 
 
+_OTHER_DELIMITERS = (";", "\t", "|", ",")
+
+
 def lacking_columns(header: list[str], wanted: Iterable[str | None]) -> str | None:
-    """Why no row can be read when the file lacks configured columns, else None."""
+    """Why no row can be read when the file lacks configured columns, else None; a header
+    read as one column that holds another common delimiter says so (the usual cause)."""
     absent = list(missing_columns(header, wanted))
-    return f"file lacks columns {absent}" if absent else None
+    if not absent:
+        return None
+    reason = f"file lacks columns {absent}"
+    if len(header) == 1:
+        found = [d for d in _OTHER_DELIMITERS if d in header[0]]
+        if found:
+            reason += (
+                f"; its header reads as one column holding {found[0]!r}: is the file "
+                f"{found[0]!r}-separated? (the source's config sets `delimiter`)"
+            )
+    return reason
 
 
 def repeated_columns(header: list[str], wanted: Iterable[str | None]) -> str | None:
@@ -412,12 +426,15 @@ def merge_identity(known: Identity | None, new: Identity) -> Identity:
 
 
 class RowError(Exception):
-    """A record that cannot be staged: becomes a ``Reject`` (reason must hold no identifier)."""
+    """A record that cannot be staged: becomes a ``Reject`` (reason must hold no identifier).
+    ``of_file``: the reason is about the file (its header), not about any cell of the row, so
+    it stands even when the row's cells are shifted."""
 
-    def __init__(self, check_name: str, reason: str):
+    def __init__(self, check_name: str, reason: str, *, of_file: bool = False):
         super().__init__(reason)
         self.check_name = check_name
         self.reason = reason
+        self.of_file = of_file
 
 
 def check_width(row: Row, header: list[str]) -> None:
@@ -467,7 +484,7 @@ def parse_rows(
         except RowError as err:
             if len(row.cells) == width and not row.misread:
                 rejects.append(Reject(row.position, err.check_name, err.reason, excerpt(row)))
-            elif row.misread:  # the reason names no cell; the cells may be shifted
+            elif row.misread or err.of_file:  # the reason names no cell; cells may be shifted
                 rejects.append(Reject(row.position, err.check_name, err.reason, None))
             else:
                 reason = (

@@ -587,6 +587,17 @@ def test_a_header_no_row_can_be_read_from_rejects_every_row_with_why(header, row
     assert all(reason in r.reason for r in res.rejects)
 
 
+def test_a_file_with_another_delimiter_is_told_so():
+    # a European re-save with ';': the header is one column, every configured one "lacks"
+    text = "PAT_ID;SCAN_DATE;SCAN_TYPE;L1L4_BMD\nP1;01/10/2023;Spine;1,0\n"
+    res = parse_dexa_file(
+        text.encode(), file_sha256="s", vendor="hologic", file_name="apex.csv",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+    [reject] = res.rejects
+    assert "its header reads as one column holding ';': is the file ';'-separated?" in reject.reason
+
+
 def test_an_l2_l4_bmd_alone_is_no_row():
     row = {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": "Spine", "L2L4_BMD": "1.110"}
     res = parse_dexa_file(
