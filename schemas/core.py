@@ -19,7 +19,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedication
-from schemas.validate import BMD_RANGE_G_CM2, SCORE_RANGE
+from schemas.validate import BMD_ANY_REGION_G_CM2, SCORE_RANGE, bmd_in_range
 from transforms.catalog import load_catalog
 
 COMPARATORS = ["<", "<=", ">", ">="]
@@ -183,8 +183,8 @@ class FctDexaScan(_Table):
     site: str = same_as(StgDexaScan, "site", nullable=False)
     side: str = same_as(StgDexaScan, "side", isin=["left", "right"])
     region: str = same_as(StgDexaScan, "region")
-    bmd_g_cm2: float = same_as(StgDexaScan, "bmd_g_cm2", in_range=BMD_RANGE_G_CM2)
-    bmd_l2_l4_g_cm2: float = same_as(StgDexaScan, "bmd_l2_l4_g_cm2", in_range=BMD_RANGE_G_CM2)
+    bmd_g_cm2: float = same_as(StgDexaScan, "bmd_g_cm2", in_range=BMD_ANY_REGION_G_CM2)
+    bmd_l2_l4_g_cm2: float = same_as(StgDexaScan, "bmd_l2_l4_g_cm2", in_range=BMD_ANY_REGION_G_CM2)
     sbmd_mg_cm2: float = same_as(StgDexaScan, "sbmd_mg_cm2")
     sbmd_is_approximate: bool = same_as(StgDexaScan, "sbmd_is_approximate")
     t_score: float = same_as(StgDexaScan, "t_score", in_range=SCORE_RANGE)
@@ -196,6 +196,17 @@ class FctDexaScan(_Table):
     source_system: str = same_as(StgDexaScan, "source_system")
     file_sha256: str = same_as(StgDexaScan, "file_sha256")
     position: str = same_as(StgDexaScan, "position")
+
+    @pa.dataframe_check(name="site_bmd_range")
+    def site_bmd_range(cls, data: PolarsData) -> pl.LazyFrame:
+        """Spine, total hip and femoral neck BMDs within 0.2–2.5 g/cm² (schemas/validate.py)."""
+        site = pl.col("site")
+        return data.lazyframe.select(
+            _all_true(
+                bmd_in_range(site, pl.col("bmd_g_cm2"))
+                & bmd_in_range(site, pl.col("bmd_l2_l4_g_cm2")).fill_null(True)
+            )
+        )
 
     class Config:
         unique = ["patient_key", "scan_date", "site", "side"]

@@ -23,8 +23,23 @@ from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, UNPARSEABLE_VALUE
 
 SCHEMA_VIOLATION = "schema_violation"
 
+# BMD, g/cm²: the three sites features and OMOP read are held to a human range (a unit
+# slip, a zero or a T-score in the BMD cell stops there); any other region (Ward's triangle,
+# below 0.2 in osteoporosis; the skull of a total-body scan, above 2.5 in men; vertebrae,
+# trochanter) only to a range that catches a unit slip (mg/cm² sent unitless: ×1000) or a
+# zero, so that one sub-region never puts aside the main sites exported on the same line
 BMD_RANGE_G_CM2 = (0.2, 2.5)
+BMD_RANGE_SITES = ("lumbar_spine", "total_hip", "femoral_neck")
+BMD_ANY_REGION_G_CM2 = (0.05, 4.0)
 SCORE_RANGE = (-10.0, 10.0)
+
+
+def bmd_in_range(site: pl.Expr, bmd: pl.Expr) -> pl.Expr:
+    """Whether a BMD is inside its site's range (NULL when the BMD is)."""
+    lo, hi = BMD_RANGE_G_CM2
+    alo, ahi = BMD_ANY_REGION_G_CM2
+    main = site.is_in(BMD_RANGE_SITES).fill_null(False)
+    return pl.when(main).then(bmd.is_between(lo, hi)).otherwise(bmd.is_between(alo, ahi))
 
 
 def _ok(expr: pl.Expr) -> pl.Expr:
@@ -56,11 +71,11 @@ class DexaScanRules(StgDexaScan):
 
     @pa.dataframe_check(name=IMPLAUSIBLE_VALUE)
     def plausible_values(cls, data: PolarsData) -> pl.LazyFrame:
-        lo, hi = BMD_RANGE_G_CM2
         slo, shi = SCORE_RANGE
+        site = pl.col("site")
         ok = (
-            pl.col("bmd_g_cm2").is_between(lo, hi).fill_null(True)
-            & pl.col("bmd_l2_l4_g_cm2").is_between(lo, hi).fill_null(True)
+            bmd_in_range(site, pl.col("bmd_g_cm2")).fill_null(True)
+            & bmd_in_range(site, pl.col("bmd_l2_l4_g_cm2")).fill_null(True)
             & pl.col("t_score").is_between(slo, shi).fill_null(True)
             & pl.col("z_score").is_between(slo, shi).fill_null(True)
         )
@@ -167,7 +182,10 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             + [f"{label} {_shown(row[col])}" for label, col in measures if row.get(col) is not None]
         )
         if check == IMPLAUSIBLE_VALUE:
-            return f"{what} outside BMD {BMD_RANGE_G_CM2} g/cm² or score {SCORE_RANGE}", what
+            bmd_range = (
+                BMD_RANGE_G_CM2 if row.get("site") in BMD_RANGE_SITES else BMD_ANY_REGION_G_CM2
+            )
+            return f"{what} outside BMD {bmd_range} g/cm² or score {SCORE_RANGE}", what
         if check == FUTURE_DATE:
             return f"scan_date {row.get('scan_date')} is after the run date", what
     if kind == "medication":

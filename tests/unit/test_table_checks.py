@@ -164,3 +164,22 @@ def test_catalogued_results_must_be_in_the_canonical_unit_and_not_negative():
         FctLabResult, pl.DataFrame(rows, schema=FctLabResult.to_schema().columns.keys())
     )
     assert (passed, by_check, failed_rows) == (False, {"canonical_unit": 3}, 3)
+
+
+def test_main_site_bmd_must_be_in_its_range():
+    from schemas.core import FctDexaScan
+
+    def scan(site, bmd, l2_l4=None):
+        return {"patient_key": "p1", "scan_date": dt.date(2022, 1, 1), "site": site,
+                "side": None, "bmd_g_cm2": bmd, "bmd_l2_l4_g_cm2": l2_l4, "file_sha256": "f",
+                "position": "line 2", "source_system": "hologic"}  # fmt: skip
+
+    ok = [scan("wards", 0.19), scan("tb_head", 2.64), scan("lumbar_spine", 1.0, 1.1)]
+    frame = pl.concat(
+        [pl.DataFrame(schema=FctDexaScan.to_schema().columns.keys()), pl.DataFrame(ok)],
+        how="diagonal_relaxed",
+    )
+    assert validate_frame(FctDexaScan, frame)[0]
+    bad = pl.concat([frame, pl.DataFrame([scan("femoral_neck", 0.19)])], how="diagonal_relaxed")
+    passed, _, by_check, rows = validate_frame(FctDexaScan, bad)
+    assert not passed and rows == 1 and any("site_bmd_range" in k for k in by_check)

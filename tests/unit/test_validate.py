@@ -68,6 +68,30 @@ def test_dexa_bmd_range():
     assert rejects[0].excerpt == "total_hip BMD 9.9"
 
 
+def test_bmd_range_is_the_sites_own():
+    # spine, total hip and femoral neck: 0.2–2.5 g/cm²; any other region only 0.05–4.0 (a
+    # unit slip or a zero), so Ward's triangle at 0.19 (osteoporosis) or a total-body skull at
+    # 2.64 does not put aside the record that also carries the main sites
+    sites = ["wards", "tb_head", "total_hip", "femoral_neck", "tb_head", "wards"]
+    bmds = [0.19, 2.64, 0.19, 2.6, 40.0, 0.0]
+    rows = pl.DataFrame(
+        {
+            "file_sha256": ["f"] * 6,
+            "position": [f"line {i + 2}" for i in range(6)],
+            "source_system": ["h"] * 6,
+            "patient_key": ["pk"] * 6,
+            "site": sites,
+            "bmd_g_cm2": bmds,
+            "scan_date": [dt.date(2020, 1, 1)] * 6,
+        }
+    )
+    df = pl.concat([empty_frame(StgDexaScan), rows], how="diagonal_relaxed")
+    rejects = validate("dexa_scan", df, AS_OF)
+    assert [r.position for r in rejects] == ["line 4", "line 5", "line 6", "line 7"]
+    assert "outside BMD (0.2, 2.5) g/cm²" in rejects[0].reason
+    assert "outside BMD (0.05, 4.0) g/cm²" in rejects[2].reason
+
+
 def test_excerpt_numbers_carry_no_conversion_noise():
     # 25.6 pmol/L × 0.2724… is 6.973576682102969 pg/mL: shown to ten significant digits
     df = _lab([-6.973576682102969], [dt.datetime(2020, 5, 1)])

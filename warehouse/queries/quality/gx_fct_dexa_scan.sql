@@ -16,6 +16,9 @@ SELECT
     s.site,
     coalesce(s.side, '') AS side,
     s.bmd_g_cm2,
+    -- the sites held to 0.2-2.5 g/cm² (schemas/validate.py BMD_RANGE_SITES)
+    CASE WHEN s.site IN ('lumbar_spine', 'total_hip', 'femoral_neck') THEN s.bmd_g_cm2 END
+        AS main_site_bmd_g_cm2,
     s.t_score,
     s.z_score,
     s.file_sha256,
