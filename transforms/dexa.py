@@ -79,6 +79,8 @@ class DexaConfig(textio.TableFormat):
     manufacturer: str
     date_formats: tuple[str, ...] = ("%m/%d/%Y",)
     scan_type_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # scan type cell (lower-case) → the side it names without a Left/Right word (APEX codes)
+    scan_type_sides: Mapping[str, str] = field(default_factory=dict)
     measure_columns: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     measure_suffixes: Mapping[str, str] = field(default_factory=dict)
     scan_types: tuple[ScanTypeRule, ...] = ()
@@ -122,6 +124,9 @@ def dexa_config_from_dict(vendor: str, raw: Mapping[str, Any]) -> DexaConfig:
         scan_type_values={
             k: tuple(str(x).strip().lower() for x in v)
             for k, v in (raw.get("scan_type_values") or {}).items()
+        },
+        scan_type_sides={
+            str(k).strip().lower(): str(v) for k, v in (raw.get("scan_type_sides") or {}).items()
         },
         measure_columns=dict(raw.get("measure_columns") or {}),
         measure_suffixes={str(k): str(v) for k, v in (raw.get("measure_suffixes") or {}).items()},
@@ -373,7 +378,8 @@ def _scan_rows(
     type_cell = get(row, h("scan_type"))
     row_type = _row_scan_type(type_cell, cfg)
     active = [r for r in roles if r.used and (row_type is None or r.scan_type == row_type)]
-    groups = _sites(row, get, active, cfg, side_word(type_cell) or file_side)
+    type_side = side_word(type_cell) or cfg.scan_type_sides.get(type_cell.strip().lower())
+    groups = _sites(row, get, active, cfg, type_side or file_side)
     if not groups:
         raise textio.RowError(UNPARSEABLE_VALUE, "row has no BMD, T-score or Z-score value")
 

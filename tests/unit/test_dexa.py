@@ -587,6 +587,21 @@ def test_a_header_no_row_can_be_read_from_rejects_every_row_with_why(header, row
     assert all(reason in r.reason for r in res.rejects)
 
 
+def test_apex_scan_type_codes_name_the_hip_side():
+    # APEX's ScanAnalysis.SCAN_TYPE: 2 left hip, 3 right hip, no side column
+    rows = [
+        {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": code, "NECK_BMD": bmd}
+        for code, bmd in (("2", "0.801"), ("3", "0.822"))
+    ]
+    res = parse_dexa_file(
+        hologic_bytes(rows), file_sha256="s", vendor="hologic", file_name="apex.csv",
+        pseudonymize=fake_pseudonymize,
+    )  # fmt: skip
+    assert res.rejects == []
+    got = sorted(res.rows.select("site", "side", "bmd_g_cm2").rows())
+    assert got == [("femoral_neck", "left", 0.801), ("femoral_neck", "right", 0.822)]
+
+
 def test_a_file_with_another_delimiter_is_told_so():
     # a European re-save with ';': the header is one column, every configured one "lacks"
     text = "PAT_ID;SCAN_DATE;SCAN_TYPE;L1L4_BMD\nP1;01/10/2023;Spine;1,0\n"
