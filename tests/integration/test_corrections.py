@@ -155,6 +155,31 @@ def test_without_filler_order_number_the_sub_id_tells_results_apart(home, tmp_pa
     ]
 
 
+def test_without_filler_order_number_a_correction_of_one_order_matches_it_alone(home, tmp_path):
+    # two orders (OBR-2 only) at different times in one message, one E2 each: each is the
+    # first of its code at its time, so a later message correcting only the second order
+    # supersedes it (the repeat count is per order, i.e. per collection time, here)
+    head = (
+        "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{msh7}||ORU^R01|{ctrl}|P|2.5.1\r"
+        "PID|1||MRN7777777^^^NORTH_CLINIC^MR\r"
+    )
+    order = (
+        "OBR|{n}|PLC{n}||HORM^Hormones^L|||{when}\r"
+        "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{v}|pg/mL|||||{st}\r"
+    )
+    first = head.format(msh7="20230105120000", ctrl="A") + "".join(
+        order.format(n=n, when=w, v=v, st="F")
+        for n, w, v in ((1, "20230105083000", 11), (2, "20230106083000", 12))
+    )
+    landing = tmp_path / "landing"
+    _deliver(home, landing, "1.hl7", first, "r1")
+    fix = head.format(msh7="20230107120000", ctrl="B") + order.format(
+        n=1, when="20230106083000", v=19, st="C"
+    )
+    _deliver(home, landing, "2.hl7", fix, "r2")
+    assert sorted(_state(home)[0]) == [(11.0, "F", False, 1), (19.0, "C", True, 2)]
+
+
 NORTH_HEADER = (
     "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
     "AccessionNo,Status\n"

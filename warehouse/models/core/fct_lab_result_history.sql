@@ -26,9 +26,11 @@ occurrences AS (
     SELECT
         *,
         -- the k-th OBX with the same code and sub-id in one order of one message: repeated
-        -- OBX without OBX-4 are distinct results, not versions of one
+        -- OBX without OBX-4 are distinct results, not versions of one (without OBR-3 the
+        -- order is told by its collection time, as in the result key below)
         row_number() OVER (
-            PARTITION BY file_sha256, message_index, filler_order_number, source_code, sub_id
+            PARTITION BY file_sha256, message_index, filler_order_number,
+                CASE WHEN filler_order_number IS NULL THEN collected_at END, source_code, sub_id
             ORDER BY segment_index, length(position), position
         ) AS occurrence
     FROM accepted
