@@ -48,7 +48,7 @@ _NAMES_AND_IDENTIFIERS = "SELECT family_name, given_name, identifier FROM patien
 _IDENTIFIERS = "SELECT identifier FROM patient_identifier"
 
 
-def _store_words(path: Path, query: str) -> frozenset[str]:
+def _store_words(path: Path, query: str, words) -> frozenset[str]:
     if not Path(path).exists():
         return frozenset()
     con = locks.connect(Path(path), read_only=True)
@@ -56,19 +56,20 @@ def _store_words(path: Path, query: str) -> frozenset[str]:
         rows = con.execute(query).fetchall()
     finally:
         con.close()
-    return masking.known_words(v for row in rows for v in row)
+    return words(v for row in rows for v in row)
 
 
 def known_words(path: Path) -> frozenset[str]:
     """The words of every name and identifier in the store at ``path`` (none when it does
     not exist yet): what masking hides in free text such as landing file names."""
-    return _store_words(path, _NAMES_AND_IDENTIFIERS)
+    return _store_words(path, _NAMES_AND_IDENTIFIERS, masking.known_words)
 
 
 def known_identifier_words(path: Path) -> frozenset[str]:
     """The words of every identifier (MRNs and other PID-3 ids, no names) in the store at
-    ``path``: what masking hides in the ids a sender chose (order numbers, message ids)."""
-    return _store_words(path, _IDENTIFIERS)
+    ``path`` (``masking.identifier_words``): what masking hides in the ids a sender chose
+    (order numbers, message ids)."""
+    return _store_words(path, _IDENTIFIERS, masking.identifier_words)
 
 
 class IdentityStore:

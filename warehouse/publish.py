@@ -8,6 +8,8 @@ omop views, quality, run metadata); there is no identity table in the warehouse 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import uuid
 from pathlib import Path
@@ -17,7 +19,7 @@ import polars as pl
 
 from schemas.dictionary import apply_comments
 from transforms.records import DUPLICATE_FILE
-from transforms.reporting.masking import mask_identifiers, mask_known_words
+from transforms.reporting.masking import mask_identifier_words, mask_identifiers
 from warehouse.home import Home
 from warehouse.identity import known_identifier_words, known_words
 from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql
@@ -61,20 +63,21 @@ def mask_free_text(con: duckdb.DuckDBPyConnection) -> int:
     return masked
 
 
-def mask_lineage_ids(con: duckdb.DuckDBPyConnection, known_ids: frozenset[str]) -> int:
-    """Mask the words of sender-chosen ids (order numbers, message and scan ids) that are a
-    known patient identifier (queries/publish/masked_lineage_ids.sql); returns the number of
-    distinct ids masked."""
+def mask_lineage_ids(con: duckdb.DuckDBPyConnection, known_ids: frozenset[str], key: bytes) -> int:
+    """Mask the words of sender-chosen ids (order numbers, message and scan ids) that hold a
+    known patient identifier, re-keying the ids of the results whose number is masked with
+    ``key`` (queries/publish/*masked_lineage_ids.sql); returns the number of distinct ids
+    masked."""
     if not known_ids:
         return 0
     words = pl.DataFrame({"word": sorted(known_ids)}, schema={"word": pl.String})
     con.register("known_identifier_words", words)
-    con.create_function(
-        "mask_known_identifiers",
-        lambda text: mask_known_words(text, known_ids),
-        ["VARCHAR"],
-        "VARCHAR",
-    )
+    functions = {
+        "mask_identifier_words": lambda text: mask_identifier_words(text, known_ids),
+        "keyed_result_id": lambda rid: hmac.new(key, rid.encode(), hashlib.sha256).hexdigest()[:32],
+    }
+    for name, fn in functions.items():
+        con.create_function(name, fn, ["VARCHAR"], "VARCHAR")
     try:
         con.execute(query_sql("publish", "masked_lineage_ids"))
         masked = con.execute("SELECT count(*) FROM masked_lineage_ids").fetchone()[0]
@@ -83,7 +86,8 @@ def mask_lineage_ids(con: duckdb.DuckDBPyConnection, known_ids: frozenset[str]) 
         con.execute("DROP TABLE masked_lineage_ids")
     finally:
         con.unregister("known_identifier_words")
-        con.remove_function("mask_known_identifiers")
+        for name in functions:
+            con.remove_function(name)
     return masked
 
 
@@ -170,7 +174,7 @@ def publish(
         for statement in MASK_FILE_NAMES:
             dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
         mask_free_text(dst)
-        mask_lineage_ids(dst, known_identifier_words(home.identity_db))
+        mask_lineage_ids(dst, known_identifier_words(home.identity_db), home.hmac_key())
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):
             view = "omop." + path.stem
             dst.execute("CREATE OR REPLACE VIEW " + view + " AS " + model_sql(view))  # noqa: S608

@@ -19,26 +19,27 @@ from typing import Any
 import polars as pl
 
 from transforms import catalog
-from transforms.reporting.masking import mask_identifiers, mask_known_words
+from transforms.reporting.masking import mask_identifier_words, mask_identifiers
 from warehouse import ingest, steps
 from warehouse.home import Home
-from warehouse.identity import known_words
+from warehouse.identity import known_identifier_words, known_words
 from warehouse.quality_queries import connect_read_only, query
 
 MASKED_COLUMNS = ("reason", "excerpt", "file_name", "position", "source")
-# an id the sender chose: only its words that are a known patient's (docs/threat_model.md 9);
-# identifier patterns would mask every ordinary id (MSG00001) and lose the lineage
+# an id the sender chose: only its words that hold a known patient identifier, as in the
+# snapshot (docs/threat_model.md 9); identifier patterns would mask every ordinary id
+# (MSG00001) and lose the lineage
 SENDER_ID_COLUMNS = ("message_control_id",)
 
 
-def _masked(frame: pl.DataFrame, known: frozenset[str]) -> pl.DataFrame:
+def _masked(frame: pl.DataFrame, known: frozenset[str], ids: frozenset[str]) -> pl.DataFrame:
     return frame.with_columns(
         *(
             pl.col(c).map_elements(lambda t: mask_identifiers(t, known), return_dtype=pl.String)
             for c in MASKED_COLUMNS
         ),
         *(
-            pl.col(c).map_elements(lambda t: mask_known_words(t, known), return_dtype=pl.String)
+            pl.col(c).map_elements(lambda t: mask_identifier_words(t, ids), return_dtype=pl.String)
             for c in SENDER_ID_COLUMNS
         ),
     )
@@ -46,9 +47,10 @@ def _masked(frame: pl.DataFrame, known: frozenset[str]) -> pl.DataFrame:
 
 def _list(home: Home, params: dict[str, Any]) -> pl.DataFrame:
     known = known_words(home.identity_db)
+    ids = known_identifier_words(home.identity_db)
     con = connect_read_only(home.warehouse)
     try:
-        return _masked(query(con, "quarantine_list", params), known)
+        return _masked(query(con, "quarantine_list", params), known, ids)
     finally:
         con.close()
 

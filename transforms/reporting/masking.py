@@ -104,6 +104,42 @@ def _joined_parts(word: str) -> list[str]:
     return parts
 
 
+# the parts of a word an identifier may hide in: its letter runs and digit runs (ABC12345)
+_RUNS = re.compile(r"[^\W\d_]+|\d+")
+# identifier words shorter than this (`ID`, `MRN` of `MRN-0042`) would mask ordinary ids
+MIN_IDENTIFIER_WORD = 4
+
+
+def identifier_words(values: Iterable[str | None]) -> frozenset[str]:
+    """The words (NFC, lower-case, ``MIN_IDENTIFIER_WORD`` characters or more) of patient
+    identifiers, as ``mask_identifier_words`` and warehouse/queries/publish/masked_lineage_ids.sql
+    compare them."""
+    return frozenset(
+        w
+        for v in values
+        if v
+        for w in _WORD.findall(unicodedata.normalize("NFC", v).lower())
+        if len(w) >= MIN_IDENTIFIER_WORD
+    )
+
+
+def holds_identifier(word: str, known: frozenset[str]) -> bool:
+    """Whether a word (lower-case) is, or has as a letter or digit run, a ``known`` word."""
+    return word in known or any(part in known for part in _RUNS.findall(word))
+
+
+def mask_identifier_words(text: str | None, known: frozenset[str]) -> str | None:
+    """An id a sender chose (order number, message id) with every word that holds a known
+    patient identifier (``holds_identifier``) replaced by ``▒▒▒``; the same rule as the
+    publish's SQL pre-filter (word = letter-and-digit run, NFC, lower-case)."""
+    if not text:
+        return text
+    text = unicodedata.normalize("NFC", text)
+    return _WORD.sub(
+        lambda m: MASK * 3 if holds_identifier(m.group(0).lower(), known) else m.group(0), text
+    )
+
+
 def mask_known_words(text: str, known: frozenset[str]) -> str:
     """``text`` with every word that is (or joins) a ``known`` word replaced by ``▒▒▒``."""
     return _WORD.sub(

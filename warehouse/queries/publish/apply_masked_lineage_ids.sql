@@ -1,22 +1,23 @@
--- The masks of warehouse/queries/publish/masked_lineage_ids.sql applied. Result keys and ids
--- were computed in the writer's warehouse from the unmasked values, so masking merges no two
--- results: core.fct_lab_result is updated like its history, not rebuilt.
-UPDATE core.fct_lab_result_history AS t SET
-    filler_order_number = coalesce(mm.m[t.filler_order_number], t.filler_order_number),
-    message_control_id = coalesce(mm.m[t.message_control_id], t.message_control_id)
-FROM (SELECT map_from_entries(list((original, masked))) AS m FROM masked_lineage_ids) AS mm
-WHERE list_has_any(map_keys(mm.m), [t.filler_order_number, t.message_control_id]);
+-- The masks of warehouse/queries/publish/masked_lineage_ids.sql applied, one join per column.
+-- A result's id is md5 of its key, which holds the filler order number: with every other part
+-- of the key in the same row, md5 would let a reader test guesses of a masked number. So the
+-- id of a result whose number is masked is re-keyed first (keyed_result_id: HMAC with the
+-- pseudonymization key; the same in every snapshot); the writer's warehouse keeps the
+-- originals. Keys were computed in the writer, so masking merges no two results.
+UPDATE core.fct_lab_result_history AS t SET result_id = keyed_result_id(t.result_id)
+FROM masked_lineage_ids AS m WHERE t.filler_order_number = m.original;
+UPDATE core.fct_lab_result AS t SET result_id = keyed_result_id(t.result_id)
+FROM masked_lineage_ids AS m WHERE t.filler_order_number = m.original;
 
-UPDATE core.fct_lab_result AS t SET
-    filler_order_number = coalesce(mm.m[t.filler_order_number], t.filler_order_number),
-    message_control_id = coalesce(mm.m[t.message_control_id], t.message_control_id)
-FROM (SELECT map_from_entries(list((original, masked))) AS m FROM masked_lineage_ids) AS mm
-WHERE list_has_any(map_keys(mm.m), [t.filler_order_number, t.message_control_id]);
-
-UPDATE quality.quarantine AS t SET message_control_id = mm.m[t.message_control_id]
-FROM (SELECT map_from_entries(list((original, masked))) AS m FROM masked_lineage_ids) AS mm
-WHERE list_contains(map_keys(mm.m), t.message_control_id);
-
-UPDATE core.fct_dexa_scan AS t SET scan_id = mm.m[t.scan_id]
-FROM (SELECT map_from_entries(list((original, masked))) AS m FROM masked_lineage_ids) AS mm
-WHERE list_contains(map_keys(mm.m), t.scan_id);
+UPDATE core.fct_lab_result_history AS t SET filler_order_number = m.masked
+FROM masked_lineage_ids AS m WHERE t.filler_order_number = m.original;
+UPDATE core.fct_lab_result_history AS t SET message_control_id = m.masked
+FROM masked_lineage_ids AS m WHERE t.message_control_id = m.original;
+UPDATE core.fct_lab_result AS t SET filler_order_number = m.masked
+FROM masked_lineage_ids AS m WHERE t.filler_order_number = m.original;
+UPDATE core.fct_lab_result AS t SET message_control_id = m.masked
+FROM masked_lineage_ids AS m WHERE t.message_control_id = m.original;
+UPDATE quality.quarantine AS t SET message_control_id = m.masked
+FROM masked_lineage_ids AS m WHERE t.message_control_id = m.original;
+UPDATE core.fct_dexa_scan AS t SET scan_id = m.masked
+FROM masked_lineage_ids AS m WHERE t.scan_id = m.original;
