@@ -47,27 +47,31 @@ MASK_FILE_NAMES = (
 def mask_free_text(con: duckdb.DuckDBPyConnection) -> int:
     """Mask the snapshot's free text (text results, unmapped analyte names, drug names,
     quarantine excerpts…: queries/publish/masked_text.sql) with the connection's
-    ``mask_identifiers``; returns the number of distinct texts masked."""
+    ``mask_identifiers``; returns the number of distinct texts masked. The lab texts are
+    masked in the history: rebuild the current versions after (``rebuild_current_results``)."""
     con.execute(query_sql("publish", "masked_text"))
     try:
         masked = con.execute("SELECT count(*) FROM masked_text").fetchone()[0]
         if masked:
             con.execute(query_sql("publish", "apply_masked_text"))
-            # the current versions, from the masked history by their own model
-            con.execute(
-                "CREATE OR REPLACE TABLE core.fct_lab_result AS "  # noqa: S608 - model text
-                + model_sql("core.fct_lab_result")
-            )
     finally:
         con.execute("DROP TABLE IF EXISTS masked_text")
     return masked
+
+
+def rebuild_current_results(con: duckdb.DuckDBPyConnection) -> None:
+    """core.fct_lab_result from the (masked) history, by its own model."""
+    con.execute(
+        "CREATE OR REPLACE TABLE core.fct_lab_result AS "  # noqa: S608 - model text
+        + model_sql("core.fct_lab_result")
+    )
 
 
 def mask_lineage_ids(con: duckdb.DuckDBPyConnection, known_ids: frozenset[str], key: bytes) -> int:
     """Mask the words of sender-chosen ids (order numbers, message and scan ids) that hold a
     known patient identifier, re-keying the ids of the results whose number is masked with
     ``key`` (queries/publish/*masked_lineage_ids.sql); returns the number of distinct ids
-    masked."""
+    masked. The lab ids are masked in the history: rebuild the current versions after."""
     if not known_ids:
         return 0
     words = pl.DataFrame({"word": sorted(known_ids)}, schema={"word": pl.String})
@@ -173,8 +177,10 @@ def publish(
         )
         for statement in MASK_FILE_NAMES:
             dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
-        mask_free_text(dst)
-        mask_lineage_ids(dst, known_identifier_words(home.identity_db), home.hmac_key())
+        texts = mask_free_text(dst)
+        ids = mask_lineage_ids(dst, known_identifier_words(home.identity_db), home.hmac_key())
+        if texts or ids:
+            rebuild_current_results(dst)
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):
             view = "omop." + path.stem
             dst.execute("CREATE OR REPLACE VIEW " + view + " AS " + model_sql(view))  # noqa: S608
