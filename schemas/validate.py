@@ -157,11 +157,17 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             if row.get("is_mapped")
             else f"unmapped {redact.token(row.get('source_code'))}"
         )
-        # the number as sent decides whether it may be shown: a unit conversion would turn an
-        # identifier typed into the cell (19580312 pmol/L) into an innocent-looking decimal
+        # the value as sent decides whether it may be shown: a unit conversion would turn an
+        # identifier typed into the cell (19580312 pmol/L) into an innocent-looking decimal,
+        # and the number alone loses an MRN's leading zeros (0012345 → 12345.0); an SN's
+        # caret (`<^5`) is no part of the number
+        text = (row.get("original_value") or "").replace("^", "")
         sent = row.get("value_num_original")
-        if _identifier_like(sent):
-            what = f"{analyte} {_shown(sent)} {redact.token(row.get('original_unit'))} (as sent)"
+        unit_sent = redact.token(row.get("original_unit"))
+        if text and redact.shown(text) != text:
+            what = f"{analyte} {redact.shown(text)} {unit_sent} (as sent)"
+        elif _identifier_like(sent):
+            what = f"{analyte} {_shown(sent)} {unit_sent} (as sent)"
         else:
             what = f"{analyte} {_shown(row.get('value'))} {redact.token(row.get('unit'))}"
         if check == IMPLAUSIBLE_VALUE:

@@ -167,6 +167,16 @@ def test_an_identifier_typed_into_a_value_cell_is_shown_by_its_shape_only():
     assert got[1].excerpt == "estradiol 99999999 pmol/L (as sent)"
     # a plausible-looking number of five digits is data: shown as it is
     assert got[2].excerpt == "estradiol 45000.0 pg/mL"
+    # the text as sent decides: an MRN with leading zeros (0045000, the float 45000.0 alone
+    # would be shown) and an SN's caret is no reason to mask `>^45000`
+    df = _lab([45000.0, 45000.0], [d] * 2).with_columns(
+        pl.Series("value_num_original", [45000.0, 45000.0]),
+        pl.Series("original_value", ["0045000", ">^45000"]),
+        pl.Series("original_unit", ["pg/mL", "pg/mL"]),
+    )
+    first, second = validate("lab_result", df, AS_OF)
+    assert first.excerpt == "estradiol 9999999 pg/mL (as sent)" and "45000" not in first.reason
+    assert second.excerpt == "estradiol 45000.0 pg/mL"
 
 
 def test_a_dexa_number_that_could_be_an_identifier_is_shaped():
