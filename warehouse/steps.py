@@ -22,7 +22,7 @@ from transforms.pseudonym import make_pseudonymizer
 from warehouse import ingest, locks
 from warehouse.home import Home
 from warehouse.identity import IdentityStore
-from warehouse.runner import MODELS_DIR, materialize, model_sql
+from warehouse.runner import MODELS_DIR, materialize, model_sql, used_params
 
 CORE_MODELS = (
     "core.ref_omop_concept",
@@ -34,6 +34,14 @@ CORE_MODELS = (
     "core.dim_patient",
 )
 FEATURE_MODELS = ("marts.feat_e2_exposure", "marts.feat_bmd_trend")
+# the core tables the marts read, and those they are built from
+MART_INPUT_MODELS = (
+    "core.fct_lab_result_history",
+    "core.fct_lab_result",
+    "core.fct_dexa_scan",
+    "core.fct_medication",
+    "core.medication_exposure",
+)
 
 
 @contextmanager
@@ -185,18 +193,19 @@ _SET_STATE = "INSERT OR REPLACE INTO raw.feature_state VALUES ($m, $p, $t, $r)"
 def build_core(home: Home, params: dict, run_id: str | None = None) -> dict[str, int]:
     """Staged → core: full, deterministic rebuild of every core table from staged rows.
 
-    Records its parameters and model SQL (``raw.feature_state``, model ``core``): the marts
-    are incremental, so a change of core's (the exposure persistence window, a core model)
-    must make the next feature build a full one."""
+    Records what the marts' inputs were built with (``raw.feature_state``, model ``core``:
+    the parameters and SQL of ``MART_INPUT_MODELS``): the marts are incremental, so a change
+    there (the exposure persistence window, a lab-result model) must make the next feature
+    build a full one; a change elsewhere in core (the OMOP concept file) need not."""
     counts = {}
     with writer(home) as con:
         con.execute("BEGIN")
         for name in CORE_MODELS:
             counts[name] = materialize(con, name, params)
-        con.execute(
-            _SET_STATE,
-            {"m": CORE_STATE, "p": build_state(CORE_MODELS, params), "t": now(), "r": run_id},
-        )
+        used = used_params("\n".join(model_sql(n) for n in MART_INPUT_MODELS))
+        inputs = {k: v for k, v in params.items() if k in used}
+        state = build_state(MART_INPUT_MODELS, inputs)
+        con.execute(_SET_STATE, {"m": CORE_STATE, "p": state, "t": now(), "r": run_id})
         con.execute("COMMIT")
     return counts
 
@@ -241,7 +250,7 @@ def build_state(names: tuple[str, ...], params: dict, core: str | None = None) -
     model = hashlib.sha256("\n".join(model_sql(n) for n in names).encode()).hexdigest()
     state = {"params": params, "model_sha256": model}
     if core is not None:
-        state["core"] = core
+        state["core"] = json.loads(core)
     return json.dumps(state, sort_keys=True, default=str)
 
 

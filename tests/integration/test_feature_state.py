@@ -79,8 +79,11 @@ def test_a_core_parameter_change_rebuilds_every_patient(built):
     assert _tampered(home) == (0, 0)
 
 
-def test_an_unchanged_core_rebuild_keeps_the_refresh_incremental(built):
+def test_an_unchanged_core_rebuild_keeps_the_refresh_incremental(built, tmp_path):
+    # also when what changed is no input of the marts (the OMOP concept file, here moved)
     home, tampered = built
-    steps.build_core(home, params.core_params(), "r3")
+    concepts = tmp_path / "omop_concepts.csv"
+    concepts.write_bytes(open(params.core_params()["omop_concepts_csv"], "rb").read())
+    steps.build_core(home, {**params.core_params(), "omop_concepts_csv": str(concepts)}, "r3")
     steps.build_features(home, params.feature_params(), "r3")
     assert _tampered(home) == tampered
