@@ -34,6 +34,11 @@ BMD_ANY_REGION_G_CM2 = (0.05, 4.0)
 SCORE_RANGE = (-10.0, 10.0)
 
 
+def bmd_range(site: str | None) -> tuple[float, float]:
+    """The BMD range of a site, g/cm² (the rule ``bmd_in_range`` applies)."""
+    return BMD_RANGE_G_CM2 if site in BMD_RANGE_SITES else BMD_ANY_REGION_G_CM2
+
+
 def bmd_in_range(site: pl.Expr, bmd: pl.Expr) -> pl.Expr:
     """Whether a BMD is inside its site's range (NULL when the BMD is)."""
     lo, hi = BMD_RANGE_G_CM2
@@ -188,10 +193,8 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             + [f"{label} {_shown(row[col])}" for label, col in measures if row.get(col) is not None]
         )
         if check == IMPLAUSIBLE_VALUE:
-            bmd_range = (
-                BMD_RANGE_G_CM2 if row.get("site") in BMD_RANGE_SITES else BMD_ANY_REGION_G_CM2
-            )
-            return f"{what} outside BMD {bmd_range} g/cm² or score {SCORE_RANGE}", what
+            limits = bmd_range(row.get("site"))
+            return f"{what} outside BMD {limits} g/cm² or score {SCORE_RANGE}", what
         if check == FUTURE_DATE:
             return f"scan_date {row.get('scan_date')} is after the run date", what
     if kind == "medication":

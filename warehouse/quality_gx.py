@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from schemas.validate import BMD_RANGE_SITES
 from transforms.catalog import CONFIG_DIR, load_plausible_ranges
 from transforms.reporting import offline_assets
 from transforms.yamlfile import read_yaml
@@ -129,12 +130,18 @@ def _strip_values(obj: Any) -> Any:
     return obj
 
 
+def frame_params(as_of: dt.datetime) -> dict[str, Any]:
+    """The parameters the suites' queries bind: the run date, the BMD sites held to the
+    main-site range."""
+    return {"as_of": as_of, "bmd_range_sites": list(BMD_RANGE_SITES)}
+
+
 def load_frames(home: Home, suites: dict[str, dict], as_of: dt.datetime) -> dict[str, pl.DataFrame]:
     """The frame of every table that exists, from its quality query (read-only)."""
     con = connect_read_only(home.warehouse)
     try:
         return {
-            table: query(con, suite["query"], {"as_of": as_of})
+            table: query(con, suite["query"], frame_params(as_of))
             for table, suite in suites.items()
             if table_exists(con, table)
         }

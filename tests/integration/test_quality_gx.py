@@ -136,7 +136,7 @@ def test_gx_finds_planted_problems_and_stores_no_values(home):
 
 
 def test_gx_frames_keep_one_row_per_row_when_dim_patient_repeats_a_key(home):
-    from warehouse.quality_gx import load_suites
+    from warehouse.quality_gx import frame_params, load_suites
     from warehouse.quality_queries import query
 
     qf.build_quality_warehouse(home)
@@ -148,7 +148,7 @@ def test_gx_frames_keep_one_row_per_row_when_dim_patient_repeats_a_key(home):
             "FROM core.dim_patient LIMIT 1"
         )
         for table, suite in load_suites().items():
-            frame = query(con, suite["query"], {"as_of": AS_OF})
+            frame = query(con, suite["query"], frame_params(AS_OF))
             (n,) = con.execute("SELECT count(*) FROM " + table).fetchone()  # noqa: S608
             assert frame.height == n, table
     finally:

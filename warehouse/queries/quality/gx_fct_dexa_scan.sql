@@ -16,8 +16,8 @@ SELECT
     s.site,
     coalesce(s.side, '') AS side,
     s.bmd_g_cm2,
-    -- the sites held to 0.2-2.5 g/cm² (schemas/validate.py BMD_RANGE_SITES)
-    CASE WHEN s.site IN ('lumbar_spine', 'total_hip', 'femoral_neck') THEN s.bmd_g_cm2 END
+    -- $bmd_range_sites: the sites held to 0.2-2.5 g/cm² (schemas/validate.py BMD_RANGE_SITES)
+    CASE WHEN list_contains($bmd_range_sites, s.site) THEN s.bmd_g_cm2 END
         AS main_site_bmd_g_cm2,
     s.t_score,
     s.z_score,
