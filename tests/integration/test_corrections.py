@@ -180,6 +180,28 @@ def test_without_filler_order_number_a_correction_of_one_order_matches_it_alone(
     assert sorted(_state(home)[0]) == [(11.0, "F", False, 1), (19.0, "C", True, 2)]
 
 
+def test_without_filler_order_number_repeats_are_counted_per_patient(home, tmp_path):
+    # one message, two patients (ORU^R01 repeats PATIENT_RESULT), the same code and time, no
+    # OBR-3: each patient's E2 is the first of its own; a correction for the second alone
+    # supersedes it
+    head = "MSH|^~\\&|LABWH_LIS|NORTH_CLINIC|LABWH|LABWH|{msh7}||ORU^R01|{ctrl}|P|2.5.1\r"
+    patient = (
+        "PID|1||{mrn}^^^NORTH_CLINIC^MR\r"
+        "OBR|1|PLC1||HORM^Hormones^L|||20230105083000\r"
+        "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||{v}|pg/mL|||||{st}\r"
+    )
+    both = head.format(msh7="20230105120000", ctrl="A") + "".join(
+        patient.format(mrn=m, v=v, st="F") for m, v in (("MRN7777777", 11), ("MRN8888888", 12))
+    )
+    landing = tmp_path / "landing"
+    _deliver(home, landing, "1.hl7", both, "r1")
+    fix = head.format(msh7="20230106120000", ctrl="B") + patient.format(
+        mrn="MRN8888888", v=19, st="C"
+    )
+    _deliver(home, landing, "2.hl7", fix, "r2")
+    assert sorted(_state(home)[0]) == [(11.0, "F", False, 1), (19.0, "C", True, 2)]
+
+
 NORTH_HEADER = (
     "MRN,PatientName,DOB,CollectionDateTime,TestCode,TestName,Result,Units,RefRange,Flag,"
     "AccessionNo,Status\n"

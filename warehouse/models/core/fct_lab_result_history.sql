@@ -29,7 +29,7 @@ occurrences AS (
         -- OBX without OBX-4 are distinct results, not versions of one (without OBR-3 the
         -- order is told by its collection time, as in the result key below)
         row_number() OVER (
-            PARTITION BY file_sha256, message_index, filler_order_number,
+            PARTITION BY file_sha256, message_index, patient_key, filler_order_number,
                 CASE WHEN filler_order_number IS NULL THEN collected_at END, source_code, sub_id
             ORDER BY segment_index, length(position), position
         ) AS occurrence
