@@ -75,7 +75,9 @@ class _ResultColumns(_Table):
 
     result_id: str = pa.Field(
         description="Stable id of a result across its versions: md5 of feed, facility or source, "
-        "patient, filler order number, code and sub-id (or collection time when no order)."
+        "patient, filler order number, code, sub-id and repeat (or collection time when no "
+        "order); in the snapshot, a keyed hash of that when the order number holds the "
+        "patient's identifier (docs/threat_model.md 9)."
     )
     patient_key: str = pseudonymous_key()
     feed: str = pa.Field(isin=FEEDS, description="Feed the result came in: `hl7` or `lab_csv`.")

@@ -45,7 +45,7 @@ _COLUMNS = {
 
 
 _NAMES_AND_IDENTIFIERS = "SELECT family_name, given_name, identifier FROM patient_identifier"
-_IDENTIFIERS = "SELECT identifier FROM patient_identifier"
+_KEYED_IDENTIFIERS = "SELECT patient_key, identifier FROM patient_identifier"
 
 
 def _store_words(path: Path, query: str, words) -> frozenset[str]:
@@ -65,11 +65,21 @@ def known_words(path: Path) -> frozenset[str]:
     return _store_words(path, _NAMES_AND_IDENTIFIERS, masking.known_words)
 
 
-def known_identifier_words(path: Path) -> frozenset[str]:
-    """The words of every identifier (MRNs and other PID-3 ids, no names) in the store at
-    ``path`` (``masking.identifier_words``): what masking hides in the ids a sender chose
-    (order numbers, message ids)."""
-    return _store_words(path, _IDENTIFIERS, masking.identifier_words)
+def patient_identifiers(path: Path) -> pl.DataFrame:
+    """(patient_key, identifier) for every identifier of the store at ``path`` in
+    ``masking.identifier_spelling`` (none when it does not exist yet): what masking looks for
+    in the ids a sender chose for that patient's records (order numbers, message ids)."""
+    rows: list[tuple[str, str]] = []
+    if Path(path).exists():
+        con = locks.connect(Path(path), read_only=True)
+        try:
+            rows = con.execute(_KEYED_IDENTIFIERS).fetchall()
+        finally:
+            con.close()
+    pairs = {(k, s) for k, i in rows if (s := masking.identifier_spelling(i))}
+    return pl.DataFrame(
+        sorted(pairs), schema={"patient_key": pl.String, "identifier": pl.String}, orient="row"
+    )
 
 
 class IdentityStore:

@@ -19,10 +19,10 @@ import polars as pl
 
 from schemas.dictionary import apply_comments
 from transforms.records import DUPLICATE_FILE
-from transforms.reporting.masking import mask_identifier_words, mask_identifiers
+from transforms.reporting.masking import mask_identifiers, mask_identifiers_in
 from warehouse.home import Home
-from warehouse.identity import known_identifier_words, known_words
-from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql
+from warehouse.identity import known_words, patient_identifiers
+from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql, split_statements
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
 PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs", "raw.feature_state")
@@ -67,29 +67,34 @@ def rebuild_current_results(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def mask_lineage_ids(con: duckdb.DuckDBPyConnection, known_ids: frozenset[str], key: bytes) -> int:
-    """Mask the words of sender-chosen ids (order numbers, message and scan ids) that hold a
-    known patient identifier, re-keying the ids of the results whose number is masked with
-    ``key`` (queries/publish/*masked_lineage_ids.sql); returns the number of distinct ids
-    masked. The lab ids are masked in the history: rebuild the current versions after."""
-    if not known_ids:
+def mask_lineage_ids(con: duckdb.DuckDBPyConnection, identifiers: pl.DataFrame, key: bytes) -> int:
+    """Mask a patient's identifiers inside the ids a sender chose for that patient's records
+    (order numbers, message and scan ids), re-keying the ids of the results whose number is
+    masked with ``key`` (queries/publish/*masked_lineage_ids.sql); ``identifiers``:
+    ``identity.patient_identifiers``. Returns the number of ids masked. The lab ids are
+    masked in the history: rebuild the current versions after."""
+    if identifiers.is_empty():
         return 0
-    words = pl.DataFrame({"word": sorted(known_ids)}, schema={"word": pl.String})
-    con.register("known_identifier_words", words)
+    con.register("patient_identifiers", identifiers)
     functions = {
-        "mask_identifier_words": lambda text: mask_identifier_words(text, known_ids),
-        "keyed_result_id": lambda rid: hmac.new(key, rid.encode(), hashlib.sha256).hexdigest()[:32],
+        "mask_identifiers_in": (mask_identifiers_in, ["VARCHAR", "VARCHAR[]"]),
+        "keyed_result_id": (
+            lambda rid: hmac.new(key, rid.encode(), hashlib.sha256).hexdigest()[:32],
+            ["VARCHAR"],
+        ),
     }
-    for name, fn in functions.items():
-        con.create_function(name, fn, ["VARCHAR"], "VARCHAR")
+    for name, (fn, args) in functions.items():
+        con.create_function(name, fn, args, "VARCHAR")
     try:
-        con.execute(query_sql("publish", "masked_lineage_ids"))
+        for statement in split_statements(query_sql("publish", "masked_lineage_ids")):
+            con.execute(statement)
         masked = con.execute("SELECT count(*) FROM masked_lineage_ids").fetchone()[0]
         if masked:
             con.execute(query_sql("publish", "apply_masked_lineage_ids"))
         con.execute("DROP TABLE masked_lineage_ids")
+        con.execute("DROP TABLE rekeyed_results")
     finally:
-        con.unregister("known_identifier_words")
+        con.unregister("patient_identifiers")
         for name in functions:
             con.remove_function(name)
     return masked
@@ -178,7 +183,7 @@ def publish(
         for statement in MASK_FILE_NAMES:
             dst.execute(statement, bind(statement, {"duplicate": DUPLICATE_FILE}))
         texts = mask_free_text(dst)
-        ids = mask_lineage_ids(dst, known_identifier_words(home.identity_db), home.hmac_key())
+        ids = mask_lineage_ids(dst, patient_identifiers(home.identity_db), home.hmac_key())
         if texts or ids:
             rebuild_current_results(dst)
         for path in sorted((MODELS_DIR / "omop").glob("*.sql")):

@@ -19,40 +19,60 @@ from typing import Any
 import polars as pl
 
 from transforms import catalog
-from transforms.reporting.masking import mask_identifier_words, mask_identifiers
+from transforms.reporting.masking import (
+    mask_identifiers,
+    mask_identifiers_in,
+    mask_known_words,
+)
 from warehouse import ingest, steps
 from warehouse.home import Home
-from warehouse.identity import known_identifier_words, known_words
+from warehouse.identity import known_words, patient_identifiers
 from warehouse.quality_queries import connect_read_only, query
 
 MASKED_COLUMNS = ("reason", "excerpt", "file_name", "position", "source")
-# an id the sender chose: only its words that hold a known patient identifier, as in the
-# snapshot (docs/threat_model.md 9); identifier patterns would mask every ordinary id
-# (MSG00001) and lose the lineage
-SENDER_ID_COLUMNS = ("message_control_id",)
+# the patients whose loaded records came in the given messages (a quarantined record has
+# none of its own): their identifiers are masked in the message id, as in the snapshot
+_MESSAGE_PATIENTS = (
+    "SELECT message_control_id, list(DISTINCT patient_key) FROM core.fct_lab_result_history "
+    "WHERE list_contains($ids, message_control_id) GROUP BY message_control_id"
+)
 
 
-def _masked(frame: pl.DataFrame, known: frozenset[str], ids: frozenset[str]) -> pl.DataFrame:
+def _masked(frame: pl.DataFrame, known: frozenset[str], in_message: dict[str, list[str]]):
+    """Texts by the quality reports' rules; a message id (an id the sender chose:
+    docs/threat_model.md 9) with its patients' identifiers and other known words masked, but
+    not by identifier patterns, which would mask every ordinary id (MSG00001)."""
+
+    def message_id(text: str | None) -> str | None:
+        if not text:
+            return text
+        return mask_identifiers_in(mask_known_words(text, known), in_message.get(text, []))
+
     return frame.with_columns(
         *(
             pl.col(c).map_elements(lambda t: mask_identifiers(t, known), return_dtype=pl.String)
             for c in MASKED_COLUMNS
         ),
-        *(
-            pl.col(c).map_elements(lambda t: mask_identifier_words(t, ids), return_dtype=pl.String)
-            for c in SENDER_ID_COLUMNS
-        ),
+        pl.col("message_control_id").map_elements(message_id, return_dtype=pl.String),
     )
 
 
 def _list(home: Home, params: dict[str, Any]) -> pl.DataFrame:
     known = known_words(home.identity_db)
-    ids = known_identifier_words(home.identity_db)
     con = connect_read_only(home.warehouse)
     try:
-        return _masked(query(con, "quarantine_list", params), known, ids)
+        frame = query(con, "quarantine_list", params)
+        ids = [i for i in frame["message_control_id"].unique().to_list() if i]
+        patients = dict(con.execute(_MESSAGE_PATIENTS, {"ids": ids}).fetchall()) if ids else {}
     finally:
         con.close()
+    by_patient: dict[str, list[str]] = {}
+    for key, identifier in patient_identifiers(home.identity_db).iter_rows():
+        by_patient.setdefault(key, []).append(identifier)
+    in_message = {
+        m: [i for key in keys for i in by_patient.get(key, [])] for m, keys in patients.items()
+    }
+    return _masked(frame, known, in_message)
 
 
 def list_quarantine(

@@ -429,17 +429,21 @@ def test_snapshot_masks_free_text_that_carries_identifiers(home, tmp_path):
 
 SENDER_IDS_HL7 = (
     # a sender whose order numbers and message ids are built from the MRN (seen in public
-    # ELR samples): OBR-3 = PID-3, MSH-10 = PID-3 + time; and one whose are not
+    # ELR samples): OBR-3 = PID-3, MSH-10 = PID-3 + time, also glued (ORDLGZKXXR501); the
+    # second patient's MSH-10 holds his MRN (MSG12345-7); his accession ABC55555 holds none,
+    # and patient 1's ACC12345 merely holds patient 2's MRN: no identifier of patient 1
     "MSH|^~\\&|LIS|SPHL|LABWH|LABWH|20200323151748||ORU^R01|LGZKXXR5_20200323151748|P|2.5.1\r"
     "PID|1||LGZKXXR5^^^SPHL^MR||ROE^ANN||19600101|M\r"
     "OBR|1||LGZKXXR5^LIS|HORM^Hormones^L|||20200323080000\r"
     "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.0|pg/mL|||||F\r"
-    "OBR|2||ABC12345^LIS|HORM^Hormones^L|||20200323080000\r"
+    "OBR|2||ORDLGZKXXR501^LIS|HORM^Hormones^L|||20200323080000\r"
     "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||21.0|pg/mL|||||F\r"
     "OBX|2|NM|E2^Estradiol^L^2243-4^Estradiol^LN||21.0|furlong|||||F\r"  # quarantined
-    "MSH|^~\\&|LIS|SPHL|LABWH|LABWH|20200323151749||ORU^R01|MSG0007|P|2.5.1\r"
+    "OBR|3||ACC12345^LIS|HORM^Hormones^L|||20200323080000\r"
+    "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||22.0|pg/mL|||||F\r"
+    "MSH|^~\\&|LIS|SPHL|LABWH|LABWH|20200323151749||ORU^R01|MSG12345-7|P|2.5.1\r"
     "PID|1||12345^^^SPHL^MR||POE^BEN||19610101|M\r"
-    "OBR|1||ACC0007^LIS|HORM^Hormones^L|||20200323080000\r"
+    "OBR|1||ABC55555^LIS|HORM^Hormones^L|||20200323080000\r"
     "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||25.0|pg/mL|||||F\r"
 )
 SENDER_IDS_DXA = (
@@ -449,13 +453,13 @@ SENDER_IDS_DXA = (
 
 
 def test_snapshot_masks_patient_identifiers_inside_sender_chosen_ids(home, tmp_path):
-    """Order numbers, message control ids and DXA scan ids built from an MRN reach analysts
-    with that MRN masked (also a digit run joined to letters, ABC12345); an id without one is
+    """Order numbers, message control ids and DXA scan ids built from the record's patient's
+    MRN reach analysts with that MRN masked (also glued, ORDLGZKXXR501); an id without one is
     as sent; no two results merge; the writer's warehouse keeps the originals."""
     files = {"hl7/ids.hl7": SENDER_IDS_HL7, "dexa/hologic/ids.csv": SENDER_IDS_DXA}
     snapshot = _publish_landing(home, tmp_path, files)
     published = every_text(snapshot)
-    assert "LGZKXXR5" not in published and "12345" not in published
+    assert "LGZKXXR5" not in published and "MSG12345" not in published
     con = duckdb.connect(str(snapshot), read_only=True)
     try:
         results = con.execute(
@@ -467,8 +471,9 @@ def test_snapshot_masks_patient_identifiers_inside_sender_chosen_ids(home, tmp_p
         con.close()
     assert results == [
         ("▒▒▒", "▒▒▒_20200323151748", 18.0),
-        ("▒▒▒", "▒▒▒_20200323151748", 21.0),  # ABC12345: the word holds the MRN
-        ("ACC0007", "MSG0007", 25.0),
+        ("ORD▒▒▒01", "▒▒▒_20200323151748", 21.0),
+        ("ACC12345", "▒▒▒_20200323151748", 22.0),  # another patient's MRN: as sent
+        ("ABC55555", "MSG▒▒▒-7", 25.0),
     ]
     assert scans == [("▒▒▒-S1",)]
     assert "▒▒▒_20200323151748" in published  # the quarantined OBX's message id
@@ -488,9 +493,9 @@ def test_snapshot_masks_patient_identifiers_inside_sender_chosen_ids(home, tmp_p
             ).fetchone()[0]
         finally:
             con.close()
-        assert omop == 3
+        assert omop == 4
     snap, writer_ids = ids[snapshot], ids[home.warehouse]
-    assert snap[25.0] == writer_ids[25.0]
+    assert snap[25.0] == writer_ids[25.0] and snap[22.0] == writer_ids[22.0]
     assert snap[18.0] != writer_ids[18.0] and snap[21.0] != writer_ids[21.0]  # both masked
     # the quality team's view of the writer's quarantine masks it too
     from warehouse.quarantine import list_quarantine
@@ -498,7 +503,7 @@ def test_snapshot_masks_patient_identifiers_inside_sender_chosen_ids(home, tmp_p
     listed = list_quarantine(home)
     assert listed["message_control_id"].to_list() == ["▒▒▒_20200323151748"]
     writer = every_text(home.warehouse)
-    assert "LGZKXXR5_20200323151748" in writer and "ABC12345" in writer
+    assert "LGZKXXR5_20200323151748" in writer and "ORDLGZKXXR501" in writer
 
 
 # --------------------------------------------------------------------------- key rotation

@@ -104,40 +104,30 @@ def _joined_parts(word: str) -> list[str]:
     return parts
 
 
-# the parts of a word an identifier may hide in: its letter runs and digit runs (ABC12345)
-_RUNS = re.compile(r"[^\W\d_]+|\d+")
-# identifier words shorter than this (`ID`, `MRN` of `MRN-0042`) would mask ordinary ids
-MIN_IDENTIFIER_WORD = 4
+# identifiers shorter than this (`42`, `ID`) would mask ordinary ids by chance
+MIN_IDENTIFIER_LENGTH = 4
 
 
-def identifier_words(values: Iterable[str | None]) -> frozenset[str]:
-    """The words (NFC, lower-case, ``MIN_IDENTIFIER_WORD`` characters or more) of patient
-    identifiers, as ``mask_identifier_words`` and warehouse/queries/publish/masked_lineage_ids.sql
-    compare them."""
-    return frozenset(
-        w
-        for v in values
-        if v
-        for w in _WORD.findall(unicodedata.normalize("NFC", v).lower())
-        if len(w) >= MIN_IDENTIFIER_WORD
-    )
+def identifier_spelling(identifier: str | None) -> str | None:
+    """How an identifier is looked for inside an id a sender chose: NFC, lower-case; None when
+    shorter than ``MIN_IDENTIFIER_LENGTH``."""
+    if not identifier:
+        return None
+    spelled = unicodedata.normalize("NFC", identifier).lower()
+    return spelled if len(spelled) >= MIN_IDENTIFIER_LENGTH else None
 
 
-def holds_identifier(word: str, known: frozenset[str]) -> bool:
-    """Whether a word (lower-case) is, or has as a letter or digit run, a ``known`` word."""
-    return word in known or any(part in known for part in _RUNS.findall(word))
-
-
-def mask_identifier_words(text: str | None, known: frozenset[str]) -> str | None:
-    """An id a sender chose (order number, message id) with every word that holds a known
-    patient identifier (``holds_identifier``) replaced by ``▒▒▒``; the same rule as the
-    publish's SQL pre-filter (word = letter-and-digit run, NFC, lower-case)."""
+def mask_identifiers_in(text: str | None, identifiers: Iterable[str]) -> str | None:
+    """An id a sender chose (order number, message id) with every occurrence of the given
+    identifiers (``identifier_spelling``s), in any case, replaced by ``▒▒▒``: the MRN inside
+    `LGZKXXR5_20200323151748`, `ORDLGZKXXR5` or `LGZKXXR520200323`."""
     if not text:
         return text
-    text = unicodedata.normalize("NFC", text)
-    return _WORD.sub(
-        lambda m: MASK * 3 if holds_identifier(m.group(0).lower(), known) else m.group(0), text
-    )
+    spelled = sorted({i for i in identifiers if i}, key=len, reverse=True)
+    if not spelled:
+        return text
+    pattern = re.compile("|".join(re.escape(i) for i in spelled), re.IGNORECASE)
+    return pattern.sub(MASK * 3, unicodedata.normalize("NFC", text))
 
 
 def mask_known_words(text: str, known: frozenset[str]) -> str:
