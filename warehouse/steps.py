@@ -229,7 +229,9 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
         core = con.execute(_STATE_OF, {"m": CORE_STATE}).fetchone()
         con.execute("BEGIN")
         for name in FEATURE_MODELS:
-            p_json = build_state((name,), params, core[0] if core else None)
+            # only the parameters this mart's SQL uses: a new LSC rebuilds no E2 row
+            own = {k: v for k, v in params.items() if k in used_params(model_sql(name))}
+            p_json = build_state((name,), own, core[0] if core else None)
             state = con.execute(_STATE_OF, {"m": name}).fetchone()
             incremental = not full and state is not None and state[0] == p_json
             counts[name] = materialize(

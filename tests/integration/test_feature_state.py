@@ -49,9 +49,11 @@ def test_same_parameters_and_models_refresh_only_touched_patients(built):
     assert _tampered(home) == tampered
 
 
-def test_a_parameter_change_rebuilds_every_patient(built):
-    home, _ = built
+def test_a_parameter_change_rebuilds_every_patient_of_the_mart_that_uses_it(built):
+    home, (bmd_tampered, _) = built
     steps.build_features(home, params.feature_params({"max_gap_days": 200}), "r3")
+    assert _tampered(home) == (bmd_tampered, 0)  # an E2 parameter: the BMD mart is kept
+    steps.build_features(home, params.feature_params({"min_span_years": 2.0}), "r4")
     assert _tampered(home) == (0, 0)
 
 
