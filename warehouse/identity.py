@@ -48,34 +48,29 @@ _NAMES_AND_IDENTIFIERS = "SELECT family_name, given_name, identifier FROM patien
 _KEYED_IDENTIFIERS = "SELECT patient_key, identifier FROM patient_identifier"
 
 
-def _store_words(path: Path, query: str, words) -> frozenset[str]:
+def _store_rows(path: Path, query: str) -> list[tuple]:
+    """The rows of ``query`` on the store at ``path`` (none when it does not exist yet)."""
     if not Path(path).exists():
-        return frozenset()
+        return []
     con = locks.connect(Path(path), read_only=True)
     try:
-        rows = con.execute(query).fetchall()
+        return con.execute(query).fetchall()
     finally:
         con.close()
-    return words(v for row in rows for v in row)
 
 
 def known_words(path: Path) -> frozenset[str]:
     """The words of every name and identifier in the store at ``path`` (none when it does
     not exist yet): what masking hides in free text such as landing file names."""
-    return _store_words(path, _NAMES_AND_IDENTIFIERS, masking.known_words)
+    rows = _store_rows(path, _NAMES_AND_IDENTIFIERS)
+    return masking.known_words(v for row in rows for v in row)
 
 
 def patient_identifiers(path: Path) -> pl.DataFrame:
     """(patient_key, identifier) for every identifier of the store at ``path`` in
     ``masking.identifier_spelling`` (none when it does not exist yet): what masking looks for
     in the ids a sender chose for that patient's records (order numbers, message ids)."""
-    rows: list[tuple[str, str]] = []
-    if Path(path).exists():
-        con = locks.connect(Path(path), read_only=True)
-        try:
-            rows = con.execute(_KEYED_IDENTIFIERS).fetchall()
-        finally:
-            con.close()
+    rows = _store_rows(path, _KEYED_IDENTIFIERS)
     pairs = {(k, s) for k, i in rows if (s := masking.identifier_spelling(i))}
     return pl.DataFrame(
         sorted(pairs), schema={"patient_key": pl.String, "identifier": pl.String}, orient="row"

@@ -22,7 +22,7 @@ from transforms.records import DUPLICATE_FILE
 from transforms.reporting.masking import mask_identifiers, mask_identifiers_in
 from warehouse.home import Home
 from warehouse.identity import known_words, patient_identifiers
-from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql, split_statements
+from warehouse.runner import MODELS_DIR, bind, model_sql, query_sql
 
 PUBLISHED_SCHEMAS = ("core", "marts", "quality")
 PUBLISHED_RAW_TABLES = ("raw.files", "raw.runs", "raw.feature_state")
@@ -86,8 +86,7 @@ def mask_lineage_ids(con: duckdb.DuckDBPyConnection, identifiers: pl.DataFrame, 
     for name, (fn, args) in functions.items():
         con.create_function(name, fn, args, "VARCHAR")
     try:
-        for statement in split_statements(query_sql("publish", "masked_lineage_ids")):
-            con.execute(statement)
+        con.execute(query_sql("publish", "masked_lineage_ids"))
         masked = con.execute("SELECT count(*) FROM masked_lineage_ids").fetchone()[0]
         if masked:
             con.execute(query_sql("publish", "apply_masked_lineage_ids"))
