@@ -202,9 +202,7 @@ def build_core(home: Home, params: dict, run_id: str | None = None) -> dict[str,
         con.execute("BEGIN")
         for name in CORE_MODELS:
             counts[name] = materialize(con, name, params)
-        used = used_params("\n".join(model_sql(n) for n in MART_INPUT_MODELS))
-        inputs = {k: v for k, v in params.items() if k in used}
-        state = build_state(MART_INPUT_MODELS, inputs)
+        state = build_state(MART_INPUT_MODELS, params)
         con.execute(_SET_STATE, {"m": CORE_STATE, "p": state, "t": now(), "r": run_id})
         con.execute("COMMIT")
     return counts
@@ -229,9 +227,7 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
         core = con.execute(_STATE_OF, {"m": CORE_STATE}).fetchone()
         con.execute("BEGIN")
         for name in FEATURE_MODELS:
-            # only the parameters this mart's SQL uses: a new LSC rebuilds no E2 row
-            own = {k: v for k, v in params.items() if k in used_params(model_sql(name))}
-            p_json = build_state((name,), own, core[0] if core else None)
+            p_json = build_state((name,), params, core[0] if core else None)
             state = con.execute(_STATE_OF, {"m": name}).fetchone()
             incremental = not full and state is not None and state[0] == p_json
             counts[name] = materialize(
@@ -247,10 +243,15 @@ def build_features(home: Home, params: dict, run_id: str, *, full: bool = False)
 
 
 def build_state(names: tuple[str, ...], params: dict, core: str | None = None) -> str:
-    """What models were built with: their parameters, the SHA-256 of their model SQL and, for
-    a mart, the state core was built with (its inputs)."""
-    model = hashlib.sha256("\n".join(model_sql(n) for n in names).encode()).hexdigest()
-    state = {"params": params, "model_sha256": model}
+    """What models were built with: the parameters their SQL uses (a new LSC changes no E2
+    state), the SHA-256 of their model SQL and, for a mart, the state core was built with
+    (its inputs)."""
+    sql = "\n".join(model_sql(n) for n in names)
+    used = used_params(sql)
+    state = {
+        "params": {k: v for k, v in params.items() if k in used},
+        "model_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+    }
     if core is not None:
         state["core"] = json.loads(core)
     return json.dumps(state, sort_keys=True, default=str)
