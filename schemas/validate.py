@@ -19,6 +19,7 @@ from pandera.api.polars.types import PolarsData
 from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedication
 from transforms import redact
 from transforms.catalog import load_plausible_ranges
+from transforms.feature_config import BMD_SITES
 from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, UNPARSEABLE_VALUE, Reject
 
 SCHEMA_VIOLATION = "schema_violation"
@@ -29,7 +30,7 @@ SCHEMA_VIOLATION = "schema_violation"
 # trochanter) only to a range that catches a unit slip (mg/cm² sent unitless: ×1000) or a
 # zero, so that one sub-region never puts aside the main sites exported on the same line
 BMD_RANGE_G_CM2 = (0.2, 2.5)
-BMD_RANGE_SITES = ("lumbar_spine", "total_hip", "femoral_neck")
+BMD_RANGE_SITES = BMD_SITES
 BMD_ANY_REGION_G_CM2 = (0.05, 4.0)
 SCORE_RANGE = (-10.0, 10.0)
 
