@@ -379,17 +379,19 @@ _OTHER_DELIMITERS = (";", "\t", "|", ",")
 
 def lacking_columns(header: list[str], wanted: Iterable[str | None]) -> str | None:
     """Why no row can be read when the file lacks configured columns, else None; a header
-    read as one column that holds another common delimiter says so (the usual cause)."""
+    read as one column that holds another common delimiter names the one it holds most
+    (the usual cause)."""
     absent = list(missing_columns(header, wanted))
     if not absent:
         return None
     reason = f"file lacks columns {absent}"
     if len(header) == 1:
-        found = [d for d in _OTHER_DELIMITERS if d in header[0]]
-        if found:
+        counts = {d: header[0].count(d) for d in _OTHER_DELIMITERS}
+        likely = max(counts, key=counts.__getitem__)  # the first of equals
+        if counts[likely]:
             reason += (
-                f"; its header reads as one column holding {found[0]!r}: is the file "
-                f"{found[0]!r}-separated? (the source's config sets `delimiter`)"
+                f"; its header reads as one column holding {likely!r}: is the file "
+                f"{likely!r}-separated? (the source's config sets `delimiter`)"
             )
     return reason
 

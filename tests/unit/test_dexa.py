@@ -613,6 +613,14 @@ def test_a_file_with_another_delimiter_is_told_so():
     assert "its header reads as one column holding ';': is the file ';'-separated?" in reject.reason
 
 
+def test_the_delimiter_named_is_the_one_the_header_holds_most():
+    # a header of four ','-separated names, one of which holds a ';': ',' is the separator
+    reason = textio.lacking_columns(
+        ["PAT_ID,SCAN_DATE,SCAN_TYPE,L1;L4_BMD"], ["PAT_ID", "SCAN_DATE"]
+    )
+    assert "holding ',': is the file ','-separated?" in reason
+
+
 def test_an_l2_l4_bmd_alone_is_no_row():
     row = {**PERSON, "SCAN_DATE": "01/10/2023", "SCAN_TYPE": "Spine", "L2L4_BMD": "1.110"}
     res = parse_dexa_file(
