@@ -208,8 +208,8 @@ NORTH_HEADER = (
 )
 
 
-def _north_row(value, when="2023-01-05 08:30", code="E2SENS"):
-    return f"MRN001,DOE^JOHN,1958-03-12,{when},{code},x,{value},pg/mL,,,,F\n"
+def _north_row(value, when="2023-01-05 08:30", code="E2SENS", accession="", status="F"):
+    return f"MRN001,DOE^JOHN,1958-03-12,{when},{code},x,{value},pg/mL,,,{accession},{status}\n"
 
 
 def _deliver_csv(home, landing, files: dict[str, str], run_id):
@@ -241,3 +241,25 @@ def test_csv_versions_in_one_run_follow_the_landing_name(home, tmp_path):
     _deliver_csv(home, tmp_path / "landing", files, "r1")
     expected = float(by_hash[0].splitlines()[1].split(",")[6])
     assert _current_e2(home) == [(expected, 2)]
+
+
+@pytest.mark.parametrize(
+    "rows, current",
+    [
+        # an export of every version of a result: the correction replaces the final
+        ([("5.0", "F"), ("25.0", "C")], [(25.0, 2)]),
+        # a deletion withdraws it
+        ([("5.0", "F"), ("5.0", "D")], []),
+        # two exports joined with overlapping rows: the repeated row is not a second draw
+        ([("5.0", "F"), ("5.0", "F")], [(5.0, 2)]),
+    ],
+    ids=["corrected", "deleted", "repeated"],
+)
+def test_csv_rows_of_one_accession_and_code_in_one_file_are_versions(
+    home, tmp_path, rows, current
+):
+    # a CSV file is not a message: a second row of an accession's code is a version of the
+    # first, as it is when it arrives in a later file
+    text = NORTH_HEADER + "".join(_north_row(v, accession="ACC1", status=s) for v, s in rows)
+    _deliver_csv(home, tmp_path / "landing", {"export.csv": text}, "r1")
+    assert _current_e2(home) == current

@@ -27,12 +27,17 @@ occurrences AS (
         *,
         -- the k-th OBX with the same code and sub-id in one order of one message: repeated
         -- OBX without OBX-4 are distinct results, not versions of one (without OBR-3 the
-        -- order is told by its collection time, as in the result key below)
-        row_number() OVER (
-            PARTITION BY file_sha256, message_index, patient_key, filler_order_number,
-                CASE WHEN filler_order_number IS NULL THEN collected_at END, source_code, sub_id
-            ORDER BY segment_index, length(position), position
-        ) AS occurrence
+        -- order is told by its collection time, as in the result key below). A CSV file is
+        -- not a message: a second row of an accession's code is a version of the first (an
+        -- export of every version, or two exports joined), as it is in a later file.
+        CASE WHEN feed = 'hl7' THEN
+            row_number() OVER (
+                PARTITION BY file_sha256, message_index, patient_key, filler_order_number,
+                    CASE WHEN filler_order_number IS NULL THEN collected_at END, source_code,
+                    sub_id
+                ORDER BY segment_index, length(position), position
+            )
+        ELSE 1 END AS occurrence
     FROM accepted
 ),
 
