@@ -8,7 +8,8 @@ Row rules (docs/feeds.md "Values that are not numbers"):
 - collection time empty or unreadable, test code empty, a value or detection-limit cell that
   no rule reads, a cell unit that differs from the unit column, a row with another number
   of cells than the header (shifted cells: its reject quotes no cell) → ``unparseable_value``;
-- an NA value (``na_values``) is accepted with ``value`` NULL (unit not checked);
+- an NA value (``na_values``) or a no-result word (``NO_RESULT_WORDS``: ``TNP``, ``QNS``…) is
+  accepted with ``value`` NULL (unit not checked);
 - catalogued analytes are converted by ``transforms.labnorm`` (unknown unit → ``unknown_unit``).
 Names and birth dates go to ``identities`` only; rejects carry no identifier.
 """
@@ -65,7 +66,44 @@ RESULT_STATUS_WORDS = {
     "CANCELED": "X",
     "DELETED": "D",
     "ENTERED IN ERROR": "W",
+    # EHR result extracts (Epic, Cerner)
+    "FINAL RESULT": "F",
+    "FINAL RESULTS": "F",
+    "RESULTED": "F",
+    "VERIFIED": "F",
+    "AUTH (VERIFIED)": "F",
+    "COMPLETE": "F",
+    "COMPLETED": "F",
+    "EDITED": "C",
+    "EDITED RESULT": "C",
+    "EDITED RESULT FINAL": "C",
+    "MODIFIED": "C",
+    "PRELIMINARY RESULT": "P",
+    "PRELIMINARY RESULTS": "P",
+    "IN ERROR": "W",
 }
+
+# What labs write in the value cell when no result was produced (test not performed,
+# quantity not sufficient, the result is in a note): accepted as an NA value is, whatever a
+# source's `na_values` (keys as status words). A text that means a result (`not detected`,
+# `<LOD`) is not among them: it is censored, and without a number it stays unparseable.
+NO_RESULT_WORDS = frozenset(
+    {
+        "TNP",
+        "TEST NOT PERFORMED",
+        "NOT PERFORMED",
+        "NOT DONE",
+        "QNS",
+        "QUANTITY NOT SUFFICIENT",
+        "INSUFFICIENT SAMPLE",
+        "SEE NOTE",
+        "SEE COMMENT",
+        "SEE REPORT",
+        "CANCELLED",
+        "CANCELED",
+        "PENDING",
+    }
+)
 
 
 def _status_word(text: str) -> str:
@@ -172,7 +210,7 @@ def _value_and_unit(
 ) -> tuple[textio.Number | None, str | None, str | None]:
     """(number, unit, abnormal flag written after the number) of a value cell."""
     unit = None if textio.is_na(unit_cell, cfg.na_values) else unit_cell
-    if textio.is_na(value_cell, cfg.na_values):
+    if textio.is_na(value_cell, cfg.na_values) or _status_word(value_cell) in NO_RESULT_WORDS:
         return None, unit, None
     value_cell, flag = split_value_flag(value_cell)
     num = textio.parse_number(value_cell, cfg.decimal)
@@ -293,8 +331,12 @@ def parse_lab_csv(
         [{**r, "file_sha256": file_sha256, "source_system": cfg.source} for r in records],
         schema=schema,
     ).with_columns(pl.lit(False).alias("is_mapped"))
+    # a catalogued LOINC in the code column is used (exports mix local codes and LOINCs)
     accepted, unit_rejects = normalize_lab_results(
-        frame, local_codes=cfg.local_codes, catalog=catalog or load_catalog()
+        frame,
+        local_codes=cfg.local_codes,
+        catalog=catalog or load_catalog(),
+        loinc_under_any_system=True,
     )
     all_rejects = sorted(rejects + unit_rejects, key=lambda r: textio.line_of(r.position))
     return ParseResult(

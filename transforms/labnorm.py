@@ -75,8 +75,13 @@ def normalize_lab_results(
     *,
     local_codes: Mapping[str, str],
     catalog: Catalog,
+    loinc_under_any_system: bool = False,
 ) -> tuple[pl.DataFrame, list[Reject]]:
-    """Return (accepted rows, unknown-unit rejects). Row order is preserved."""
+    """Return (accepted rows, unknown-unit rejects). Row order is preserved.
+
+    ``loinc_under_any_system``: a code the catalog knows as a LOINC is used whatever its
+    coding system says (after the local codes), for sources whose system is the config's
+    assumption for a whole file (a CSV code column), not the sender's word for each code."""
     if df.height == 0:
         return df, []
     analytes, factors = _catalog_frames(catalog)
@@ -94,7 +99,8 @@ def normalize_lab_results(
 
     # a code the catalog knows as a LOINC, sent with no coding system at all (v2.3 feeds and
     # the spec's own examples write `2243-4^Estradiol`): after the configured local codes
-    bare_loinc = (pl.col("source_code_system").fill_null("").str.strip_chars() == "") & pl.col(
+    no_system = pl.col("source_code_system").fill_null("").str.strip_chars() == ""
+    bare_loinc = (no_system | loinc_under_any_system) & pl.col(
         "source_code"
     ).str.strip_chars().is_in(analytes["loinc_code"].implode())
     work = (

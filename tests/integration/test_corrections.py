@@ -255,9 +255,7 @@ def test_csv_versions_in_one_run_follow_the_landing_name(home, tmp_path):
     ],
     ids=["corrected", "deleted", "repeated"],
 )
-def test_csv_rows_of_one_accession_and_code_in_one_file_are_versions(
-    home, tmp_path, rows, current
-):
+def test_csv_rows_of_one_accession_and_code_in_one_file_are_versions(home, tmp_path, rows, current):
     # a CSV file is not a message: a second row of an accession's code is a version of the
     # first, as it is when it arrives in a later file
     text = NORTH_HEADER + "".join(_north_row(v, accession="ACC1", status=s) for v, s in rows)

@@ -660,3 +660,51 @@ def test_a_header_repeated_inside_the_file_says_so():
     assert res.rows["position"].to_list() == ["line 2", "line 4"]
     [reject] = res.rejects
     assert (reject.position, "header line again" in reject.reason) == ("line 3", True)
+
+
+def test_standard_no_result_words_are_accepted_without_a_value():
+    # a lab's codes for "no result was produced" (test not performed, quantity not
+    # sufficient, see note) are accepted as an NA is: value NULL, the text kept as sent,
+    # whatever the source's own na_values; any other text is still no number
+    cells = ["TNP", "qns", "See note", "Test not performed", "Not done", "hemolyzed"]
+    res = parse_north_lines(
+        [
+            f"MRN001,,,2023-01-05 08:30,E2SENS,Estradiol,{c},pg/mL,,,ACC{i},F"
+            for i, c in enumerate(cells)
+        ],
+        na_values=[""],
+    )
+    assert res.rows["original_value"].to_list() == cells[:5]
+    assert res.rows["value"].to_list() == [None] * 5
+    assert [(r.position, r.check_name) for r in res.rejects] == [("line 7", "unparseable_value")]
+
+
+def test_status_words_of_ehr_result_exports():
+    # Epic / Cerner style status words
+    cells = ["Final result", "Edited Result - FINAL", "Preliminary result", "Auth (Verified)",
+             "Resulted", "In Error", "Modified"]  # fmt: skip
+    res = parse_north_lines(
+        [
+            f"MRN001,,,2023-01-05 08:30,E2SENS,Estradiol,18,pg/mL,,,ACC{i},{s}"
+            for i, s in enumerate(cells)
+        ]
+    )
+    assert res.rows["result_status"].to_list() == ["F", "C", "P", "F", "F", "W", "C"]
+
+
+def test_a_catalogued_loinc_in_the_code_column_is_used_after_the_local_codes():
+    # `2243-4` sent as the test code of a local-code export maps to estradiol (as an HL7
+    # OBX-3 without a coding system does); a configured local code still wins
+    res = parse_north_lines(
+        [
+            "MRN001,,,2023-01-05 08:30,2243-4,Estradiol,18,pg/mL,,,A1,F",
+            "MRN001,,,2023-01-05 08:30,83096-8,Estradiol IA,73.42,pmol/L,,,A2,F",
+            "MRN001,,,2023-01-05 08:30,9999-9,Other,300,ng/dL,,,A3,F",
+        ],
+        local_codes={"E2SENS": "2243-4", "TESTO": "2986-8", "9999-9": "2986-8"},
+    )
+    rows = res.rows.select("loinc_code", "analyte", "is_mapped", "value", "unit").rows()
+    assert rows[0] == ("2243-4", "estradiol", True, 18.0, "pg/mL")
+    assert rows[1][:3] == ("83096-8", "estradiol", True)
+    assert rows[1][3] == pytest.approx(73.42 / 3.671) and rows[1][4] == "pg/mL"
+    assert rows[2][:3] == ("2986-8", "testosterone_total", True)
