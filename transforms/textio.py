@@ -128,8 +128,23 @@ def _alone(line: str, delimiter: str) -> list[str]:
         return line.rstrip("\r\n").split(delimiter)
 
 
+_EXCEL_SEP_LINE = re.compile(r'^"?sep=(?P<d>[^"\r\n])"?\s*$', re.IGNORECASE)
+
+
+def _excel_sep_line(lines: _Lines) -> str | None:
+    """The delimiter an Excel ``sep=;`` first line names (the line is then consumed)."""
+    m = _EXCEL_SEP_LINE.match(lines.lines[0]) if lines.lines else None
+    if m is None:
+        return None
+    lines.pos = 1
+    return m.group("d")
+
+
 def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
     """Header cells (stripped) and data rows; blank lines are skipped, never records.
+
+    An Excel ``sep=<d>`` first line is no header: it is skipped, and ``<d>`` is the file's
+    delimiter (the application that wrote the file says so, whatever the source's config).
 
     A stray quote (``"Müller, Jörg`` with no closing quote) would make the csv module join
     every following line, up to the next quote or the end of the file, into one record; such
@@ -137,6 +152,7 @@ def read_table(text: str, delimiter: str) -> tuple[list[str], list[Row]]:
     from the line after it, so that no row disappears inside another.
     """
     lines = _Lines(text)
+    delimiter = _excel_sep_line(lines) or delimiter
     reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] | None = None
     rows: list[Row] = []
@@ -457,7 +473,8 @@ def check_width(row: Row, header: list[str]) -> None:
         raise RowError(
             UNPARSEABLE_VALUE, f"row has {len(row.cells)} cells, the header has {len(header)}"
         )
-    if [c.strip() for c in row.cells] == header:
+    # (a joined export's own byte-order mark stays in its header's first cell)
+    if [c.strip().lstrip("\ufeff") for c in row.cells] == header:
         raise RowError(
             UNPARSEABLE_VALUE, "the header line again, inside the file (exports joined together?)"
         )

@@ -708,3 +708,32 @@ def test_a_catalogued_loinc_in_the_code_column_is_used_after_the_local_codes():
     assert rows[1][:3] == ("83096-8", "estradiol", True)
     assert rows[1][3] == pytest.approx(73.42 / 3.671) and rows[1][4] == "pg/mL"
     assert rows[2][:3] == ("2986-8", "testosterone_total", True)
+
+
+def test_excel_sep_line_names_the_delimiter_and_is_no_header():
+    # Excel writes `sep=;` above the header of a file it should open with that delimiter:
+    # the line is skipped (line numbers stay physical) and its delimiter is the file's
+    rows = ["M1;;;2023-01-05 08:30;E2SENS;Estradiol;18,4;pg/mL;;;A1;F"]
+    res = parse_north_lines(rows, header_line="sep=;\n" + NORTH_HEADER.replace(",", ";"))
+    assert res.rejects == []
+    assert res.rows.select("position", "value").rows() == [("line 3", 18.4)]
+    res = parse_north_lines(
+        ["M1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F"],
+        header_line='"sep=,"\n' + NORTH_HEADER,
+    )
+    assert res.rejects == [] and res.rows["position"].to_list() == ["line 3"]
+
+
+def test_a_repeated_header_with_its_own_byte_order_mark_is_told_as_a_header():
+    # two UTF-8 exports with a BOM each, joined: the second header starts with U+FEFF
+    res = parse_north_lines(
+        [
+            "M1,,,2023-01-05 08:30,E2SENS,Estradiol,18.4,pg/mL,,,A1,F",
+            "\ufeff" + NORTH_HEADER,
+            "M2,,,2023-01-06 08:30,E2SENS,Estradiol,20,pg/mL,,,A2,F",
+        ],
+        header_line="\ufeff" + NORTH_HEADER,
+    )
+    assert res.rows["position"].to_list() == ["line 2", "line 4"]
+    [reject] = res.rejects
+    assert (reject.position, "header line again" in reject.reason) == ("line 3", True)
