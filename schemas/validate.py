@@ -20,7 +20,13 @@ from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedic
 from transforms import redact
 from transforms.catalog import load_plausible_ranges
 from transforms.feature_config import BMD_SITES
-from transforms.records import FUTURE_DATE, IMPLAUSIBLE_VALUE, UNPARSEABLE_VALUE, Reject
+from transforms.records import (
+    FUTURE_DATE,
+    IMPLAUSIBLE_DATE,
+    IMPLAUSIBLE_VALUE,
+    UNPARSEABLE_VALUE,
+    Reject,
+)
 
 SCHEMA_VIOLATION = "schema_violation"
 
@@ -33,6 +39,12 @@ BMD_RANGE_G_CM2 = (0.2, 2.5)
 BMD_RANGE_SITES = BMD_SITES
 BMD_ANY_REGION_G_CM2 = (0.05, 4.0)
 SCORE_RANGE = (-10.0, 10.0)
+
+# No result, scan or prescription of this product's domain is older (the assays, DXA and
+# anastrozole are all later): an earlier date is a null-date placeholder (1900-01-01,
+# 1899-12-30, 1753-01-01) or a typo. A date in a year before the patient's birth year (where
+# the record gives it) is as impossible.
+EARLIEST_DATE = dt.date(1950, 1, 1)
 
 
 def bmd_range(site: str | None) -> tuple[float, float]:
@@ -52,6 +64,20 @@ def _ok(expr: pl.Expr) -> pl.Expr:
     return expr.fill_null(True).alias("ok")
 
 
+def _plausible_date(day: pl.Expr, birth_year: pl.Expr | None = None) -> pl.Expr:
+    """Not before ``EARLIEST_DATE`` nor in a year before ``birth_year`` (NULLs pass)."""
+    ok = (day >= EARLIEST_DATE).fill_null(True)
+    if birth_year is not None:
+        ok = ok & (day.dt.year() >= birth_year).fill_null(True)
+    return ok.alias("ok")
+
+
+def _date_reason(column: str, day) -> str:
+    if day is not None and day < EARLIEST_DATE:
+        return f"{column} {day} is before {EARLIEST_DATE} (a null-date placeholder?)"
+    return f"{column} {day} is in a year before the patient's birth year"
+
+
 class LabResultRules(StgLabResult):
     """Rules a lab result must pass to reach core.fct_lab_result."""
 
@@ -64,6 +90,11 @@ class LabResultRules(StgLabResult):
     @pa.dataframe_check(name=FUTURE_DATE)
     def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(_ok(pl.col("collected_at") <= pl.col("_as_of")))
+
+    @pa.dataframe_check(name=IMPLAUSIBLE_DATE)
+    def plausible_date(cls, data: PolarsData) -> pl.LazyFrame:
+        day = pl.col("collected_at").dt.date()
+        return data.lazyframe.select(_plausible_date(day, pl.col("birth_year")))
 
     @pa.dataframe_check(name=UNPARSEABLE_VALUE)
     def known_status(cls, data: PolarsData) -> pl.LazyFrame:
@@ -91,6 +122,10 @@ class DexaScanRules(StgDexaScan):
     def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(_ok(pl.col("scan_date") <= pl.col("_as_of").dt.date()))
 
+    @pa.dataframe_check(name=IMPLAUSIBLE_DATE)
+    def plausible_date(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_plausible_date(pl.col("scan_date"), pl.col("birth_year")))
+
 
 class MedicationRules(StgMedication):
     """Rules a medication record must pass to reach core.fct_medication."""
@@ -107,6 +142,10 @@ class MedicationRules(StgMedication):
     @pa.dataframe_check(name=FUTURE_DATE)
     def not_in_future(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(_ok(pl.col("start_date") <= pl.col("_as_of").dt.date()))
+
+    @pa.dataframe_check(name=IMPLAUSIBLE_DATE)
+    def plausible_date(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(_plausible_date(pl.col("start_date")))
 
 
 RULES = {
@@ -183,6 +222,9 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             )
         if check == FUTURE_DATE:
             return f"collected_at {row.get('collected_at')} is after the run date", what
+        if check == IMPLAUSIBLE_DATE:
+            collected = row.get("collected_at")
+            return _date_reason("collected_at", collected and collected.date()), what
         if check == UNPARSEABLE_VALUE:
             status = redact.token(row.get("result_status"))
             codes = ", ".join(RESULT_STATUSES)
@@ -198,6 +240,8 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             return f"{what} outside BMD {limits} g/cm² or score {SCORE_RANGE}", what
         if check == FUTURE_DATE:
             return f"scan_date {row.get('scan_date')} is after the run date", what
+        if check == IMPLAUSIBLE_DATE:
+            return _date_reason("scan_date", row.get("scan_date")), what
     if kind == "medication":
         # the catalog's ingredient, never the free-text drug name (it may hold anything)
         drug = row.get("ingredient") or "uncatalogued drug"
@@ -206,6 +250,8 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
             return f"{what}: dose ≤ 0, days supply < 1 or end before start", what
         if check == FUTURE_DATE:
             return f"start_date {row.get('start_date')} is after the run date", what
+        if check == IMPLAUSIBLE_DATE:
+            return _date_reason("start_date", row.get("start_date")), what
     return f"failed {check}", None
 
 
@@ -230,7 +276,7 @@ def validate(kind: str, df: pl.DataFrame, as_of: dt.datetime) -> list[Reject]:
             raise ValueError(f"{kind}: frame-level schema failure in {column}: {check}")
         name = (
             check
-            if check in (IMPLAUSIBLE_VALUE, FUTURE_DATE, UNPARSEABLE_VALUE)
+            if check in (IMPLAUSIBLE_VALUE, FUTURE_DATE, IMPLAUSIBLE_DATE, UNPARSEABLE_VALUE)
             else SCHEMA_VIOLATION
         )
         if (index, name) in seen:

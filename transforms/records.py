@@ -18,6 +18,7 @@ UNKNOWN_UNIT = "unknown_unit"
 UNPARSEABLE_VALUE = "unparseable_value"
 IMPLAUSIBLE_VALUE = "implausible_value"
 FUTURE_DATE = "future_date"
+IMPLAUSIBLE_DATE = "implausible_date"
 DUPLICATE_FILE = "duplicate_file"
 UNREADABLE_FILE = "unreadable_file"
 FILE_TOO_LARGE = "file_too_large"
@@ -31,6 +32,7 @@ CHECK_NAMES = (
     UNPARSEABLE_VALUE,
     IMPLAUSIBLE_VALUE,
     FUTURE_DATE,
+    IMPLAUSIBLE_DATE,
     DUPLICATE_FILE,
     UNREADABLE_FILE,
     FILE_TOO_LARGE,

@@ -199,3 +199,55 @@ def test_a_dexa_number_that_could_be_an_identifier_is_shaped():
     )
     (r,) = validate("dexa_scan", dexa, AS_OF)
     assert r.excerpt == "total_hip BMD 9999999" and "5550102" not in r.reason
+
+
+def test_null_date_placeholders_and_dates_before_birth_are_implausible():
+    # 1900-01-01 (a null-date placeholder) is before 1950-01-01; a result of 1959 for a man
+    # born in 1960 is before his birth year; 1950-01-01 itself and the birth year pass
+    dates = [dt.datetime(1900, 1, 1), dt.datetime(1959, 6, 1), dt.datetime(1950, 1, 1),
+             dt.datetime(1960, 3, 1), dt.datetime(2020, 1, 1)]  # fmt: skip
+    df = _lab([20.0] * 5, dates).with_columns(
+        pl.Series("birth_year", [1920, 1960, 1920, 1960, None])
+    )
+    rejects = validate("lab_result", df, AS_OF)
+    assert [(r.position, r.check_name) for r in rejects] == [
+        ("line 2", "implausible_date"),
+        ("line 3", "implausible_date"),
+    ]
+    assert "1900-01-01" in rejects[0].reason and "before 1950-01-01" in rejects[0].reason
+    assert "birth year" in rejects[1].reason and "1960" not in rejects[1].reason
+
+    scans = pl.DataFrame(
+        {
+            "file_sha256": ["f"] * 2,
+            "position": ["line 2", "line 3"],
+            "source_system": ["h"] * 2,
+            "patient_key": ["pk"] * 2,
+            "site": ["total_hip"] * 2,
+            "bmd_g_cm2": [1.02, 1.02],
+            "scan_date": [dt.date(1899, 12, 30), dt.date(2001, 1, 1)],
+            "birth_year": [1950, 2002],
+        }
+    )
+    df = pl.concat([empty_frame(StgDexaScan), scans], how="diagonal_relaxed")
+    assert [(r.position, r.check_name) for r in validate("dexa_scan", df, AS_OF)] == [
+        ("line 2", "implausible_date"),
+        ("line 3", "implausible_date"),
+    ]
+
+    meds = pl.DataFrame(
+        {
+            "file_sha256": ["f"] * 2,
+            "position": ["line 2", "line 3"],
+            "source_system": ["meds"] * 2,
+            "patient_key": ["pk"] * 2,
+            "ingredient": ["anastrozole"] * 2,
+            "dose_value": [1.0] * 2,
+            "dose_unit": ["mg"] * 2,
+            "start_date": [dt.date(1900, 1, 1), dt.date(2020, 1, 1)],
+        }
+    )
+    df = pl.concat([empty_frame(StgMedication), meds], how="diagonal_relaxed")
+    assert [(r.position, r.check_name) for r in validate("medication", df, AS_OF)] == [
+        ("line 2", "implausible_date"),
+    ]
