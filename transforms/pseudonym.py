@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 KEY_HEX_CHARS = 20
+
+# a whole number a spreadsheet or dataframe export wrote as a float (`1234.0`)
+_FLOAT_WRITTEN = re.compile(r"(\d+)\.0+")
+
+
+def canonical_identifier(identifier: str) -> str:
+    """The identifier the key is made of: stripped, and ``1234.0`` read as ``1234``."""
+    text = identifier.strip()
+    m = _FLOAT_WRITTEN.fullmatch(text)
+    return m.group(1) if m else text
 
 
 def make_pseudonymizer(secret: bytes):
@@ -16,7 +27,7 @@ def make_pseudonymizer(secret: bytes):
         k = (namespace, identifier)
         hit = cache.get(k)
         if hit is None:
-            msg = f"{namespace.strip().upper()}|{identifier.strip()}".encode()
+            msg = f"{namespace.strip().upper()}|{canonical_identifier(identifier)}".encode()
             hit = "pk_" + hmac.new(secret, msg, hashlib.sha256).hexdigest()[:KEY_HEX_CHARS]
             cache[k] = hit
         return hit
