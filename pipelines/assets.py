@@ -42,6 +42,12 @@ class FeatureConfig(dg.Config):
         return {k: v for k, v in self.model_dump().items() if v is not None and k != "full_rebuild"}
 
 
+def run_feature_config(run_config: dict) -> FeatureConfig:
+    """The ``feature_marts`` config of a run's run config (defaults when it has none)."""
+    raw = ((run_config or {}).get("ops") or {}).get("feature_marts") or {}
+    return FeatureConfig(**(raw.get("config") or {}))
+
+
 def describe(key: dg.AssetKey) -> str:
     """The table's description from its SQL model's header comment."""
     path = MODELS_DIR / key.path[0] / f"{key.path[1]}.sql"
@@ -94,6 +100,9 @@ def raw_files(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     t0 = time.perf_counter()
+    # the feature parameters of this run (config/features.yaml + its run config) are checked
+    # before anything lands, not at the marts step after landing, staging and core
+    params.feature_params(run_feature_config(context.run.run_config).overrides())
     home = warehouse.get_home()
     steps.start_run(
         home, context.run_id, warehouse.landing_dir(), succeeded=succeeded_in(context.instance)

@@ -7,6 +7,7 @@ binds only the names a model uses). Pure Python: no Dagster, no DuckDB.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,31 +57,42 @@ class FeatureConfig:
         }
 
 
-def _require(cond: bool, what: str) -> None:
-    if not cond:
-        raise ValueError(f"config/features.yaml: {what}")
-
-
 def from_mapping(raw: Mapping[str, Any]) -> FeatureConfig:
-    """Validate and type the parsed YAML (also used by tests with inline dicts)."""
+    """Validate and type the parsed YAML (also used by tests with inline dicts); every
+    problem is named in one ``ValueError``."""
+    problems: list[str] = []
+
+    def require(cond: bool, what: str) -> None:
+        if not cond:
+            problems.append(what)
+
     e2 = raw.get("e2_exposure") or {}
     bmd = raw.get("bmd_trend") or {}
-    thresholds = tuple(float(t) for t in e2.get("thresholds_pg_ml", ()))
-    _require(len(thresholds) > 0, "e2_exposure.thresholds_pg_ml is empty")
-    _require(len(set(thresholds)) == len(thresholds), "duplicate thresholds_pg_ml")
+    thresholds = tuple(_number(t) for t in e2.get("thresholds_pg_ml", ()))
+    require(len(thresholds) > 0, "e2_exposure.thresholds_pg_ml is empty")
+    require(
+        all(math.isfinite(t) and t > 0 for t in thresholds),
+        f"thresholds_pg_ml must be numbers > 0 (got {list(thresholds)})",
+    )
+    require(len(set(thresholds)) == len(thresholds), "duplicate thresholds_pg_ml")
     max_gap = e2.get("max_gap_days")
-    _require(isinstance(max_gap, int) and max_gap >= 1, "max_gap_days must be an integer ≥ 1")
-    fraction = float(e2.get("censored_fraction"))
-    _require(0.0 <= fraction <= 1.0, "censored_fraction must be in [0, 1]")
+    require(
+        isinstance(max_gap, int) and not isinstance(max_gap, bool) and max_gap >= 1,
+        f"max_gap_days must be an integer ≥ 1 (got {max_gap!r})",
+    )
+    fraction = _number(e2.get("censored_fraction"))
+    require(0.0 <= fraction <= 1.0, f"censored_fraction must be in [0, 1] (got {fraction})")
     codes = tuple(str(c) for c in e2.get("loinc_codes", ()))
-    _require(len(codes) > 0, "e2_exposure.loinc_codes is empty")
+    require(len(codes) > 0, "e2_exposure.loinc_codes is empty")
     statuses = tuple(str(s) for s in e2.get("result_statuses", ()))
-    _require(len(statuses) > 0, "e2_exposure.result_statuses is empty")
-    lsc = {str(k): float(v) for k, v in (bmd.get("lsc_g_cm2") or {}).items()}
-    _require(set(lsc) == set(BMD_SITES), f"bmd_trend.lsc_g_cm2 must give {list(BMD_SITES)}")
-    _require(all(v > 0 for v in lsc.values()), "lsc_g_cm2 values must be > 0")
-    span = float(bmd.get("min_span_years"))
-    _require(span >= 0.0, "min_span_years must be ≥ 0")
+    require(len(statuses) > 0, "e2_exposure.result_statuses is empty")
+    lsc = {str(k): _number(v) for k, v in (bmd.get("lsc_g_cm2") or {}).items()}
+    require(set(lsc) == set(BMD_SITES), f"bmd_trend.lsc_g_cm2 must give {list(BMD_SITES)}")
+    require(all(math.isfinite(v) and v > 0 for v in lsc.values()), "lsc_g_cm2 values must be > 0")
+    span = _number(bmd.get("min_span_years"))
+    require(math.isfinite(span) and span >= 0.0, f"min_span_years must be ≥ 0 (got {span})")
+    if problems:
+        raise ValueError("config/features.yaml: " + "; ".join(problems))
     return FeatureConfig(
         e2=E2ExposureConfig(
             loinc_codes=codes,
@@ -92,6 +104,14 @@ def from_mapping(raw: Mapping[str, Any]) -> FeatureConfig:
         ),
         bmd=BmdTrendConfig(min_span_years=span, lsc_g_cm2={s: lsc[s] for s in BMD_SITES}),
     )
+
+
+def _number(value: Any) -> float:
+    """A configured number; anything else is NaN, which every range check refuses."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def load(path: Path | str | None = None) -> FeatureConfig:

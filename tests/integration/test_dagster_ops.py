@@ -212,6 +212,27 @@ def test_feature_run_config_example_is_valid_and_bad_values_are_rejected():
     assert ok["ops"]["reprocess_files"]["config"]["day"] == "2024-01-05"
 
 
+def test_bad_feature_parameters_stop_the_run_before_anything_lands(home, resources):
+    # a negative threshold passes the config schema (a list of floats): the run must stop at
+    # its first step, naming the value, and not rebuild the marts with it after landing
+    from pipelines.definitions import defs
+
+    write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
+    bad = {"ops": {"feature_marts": {"config": {"thresholds_pg_ml": [-10.0, 20.0]}}}}
+    result = defs.resolve_job_def("labwh_all").execute_in_process(
+        run_config=bad,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "raw__files"
+    assert "thresholds_pg_ml must be numbers > 0" in str(failure.event_specific_data.error)
+    # nothing landed: the warehouse was not even opened
+    assert not home.warehouse.exists()
+
+
 # --------------------------------------------------------------------------- retries
 def test_transient_error_in_staging_is_retried_and_the_run_succeeds(home, resources, monkeypatch):
     from pipelines.assets import RAW, STAGED, all_assets

@@ -23,6 +23,7 @@ from feature_reference import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from transforms import feature_config
 from warehouse import runner
 
 E2 = "marts.feat_e2_exposure"
@@ -356,7 +357,6 @@ def test_matches_day_by_day_reference(cohort):
 
 
 def test_feature_config_defaults_and_validation():
-    from transforms import feature_config
 
     params = feature_config.model_params()
     assert params["thresholds_pg_ml"] == [10.0, 20.0, 30.0]
@@ -382,3 +382,34 @@ def test_feature_config_defaults_and_validation():
     raw["e2_exposure"]["max_gap_days"] = 90
     with pytest.raises(ValueError, match="lsc_g_cm2"):
         feature_config.from_mapping(raw)
+
+
+def test_a_bad_feature_config_names_every_problem_at_once():
+    raw = {
+        "e2_exposure": {
+            "loinc_codes": ["2243-4"],
+            "result_statuses": ["F"],
+            "thresholds_pg_ml": [-10, 20],
+            "max_gap_days": -5,
+            "censored_fraction": 7,
+        },
+        "bmd_trend": {
+            "min_span_years": "one",
+            "lsc_g_cm2": {"lumbar_spine": 0.03, "total_hip": 0.025, "femoral_neck": 0.035},
+        },
+    }
+    with pytest.raises(ValueError) as err:
+        feature_config.from_mapping(raw)
+    message = str(err.value)
+    for what in ("thresholds_pg_ml must be numbers > 0 (got [-10.0, 20.0])", "max_gap_days",
+                 "censored_fraction", "min_span_years"):  # fmt: skip
+        assert what in message
+    raw["e2_exposure"].update(thresholds_pg_ml=[10, float("inf")], max_gap_days=180)
+    raw["e2_exposure"]["censored_fraction"] = 0.5
+    raw["bmd_trend"]["min_span_years"] = 1
+    with pytest.raises(
+        ValueError, match=r"thresholds_pg_ml must be numbers > 0 \(got \[10.0, inf\]\)"
+    ):
+        feature_config.from_mapping(raw)
+    raw["e2_exposure"]["thresholds_pg_ml"] = [10, 20]
+    assert feature_config.from_mapping(raw).e2.thresholds_pg_ml == (10.0, 20.0)
