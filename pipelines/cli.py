@@ -139,6 +139,8 @@ def step_seconds(result) -> list[tuple[str, float]]:
 
 def _record_failure(home: Home, run_id: str) -> str:
     """Mark the run failed in raw.runs; say what raw.runs now holds of it."""
+    import duckdb
+
     from warehouse import steps
     from warehouse.locks import WarehouseBusy
 
@@ -146,8 +148,14 @@ def _record_failure(home: Home, run_id: str) -> str:
         if steps.mark_failed(home, run_id):
             return "recorded as 'failure' in raw.runs"
         status = steps.run_status(home, run_id)
-    except WarehouseBusy as err:
-        return f"NOT recorded in raw.runs, which stays 'running': {err}"
+    except (WarehouseBusy, duckdb.Error) as err:
+        # the warehouse is held by another process or cannot be opened at all (read-only
+        # file or mount): whatever row the run has stays 'running' until the next run
+        # closes it (steps.start_run)
+        return (
+            f"could not be recorded in raw.runs ({_first_line(str(err))}); if the run got "
+            "there, the next run closes its row"
+        )
     if status is None:
         return "before it reached raw.runs: the warehouse is unchanged"
     return f"after the snapshot was published: raw.runs keeps '{status}'"

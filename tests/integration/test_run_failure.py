@@ -51,6 +51,28 @@ def test_labwh_run_that_fails_is_recorded_and_exits_1(home, monkeypatch, capsys)
     assert steps.mark_failed(home, run_id) is False
 
 
+def test_a_run_on_a_warehouse_that_cannot_be_opened_says_so_without_a_traceback(
+    home, monkeypatch, capsys
+):
+    # a warehouse file that cannot be written (read-only mount, immutable file): the run
+    # fails, and recording the failure fails the same way; the user gets the run's summary
+    (home.landing / "meds").mkdir(parents=True)
+    (home.landing / "meds" / "m.csv").write_text(MEDS)
+
+    def cannot_open(*_args, **_kwargs):
+        raise duckdb.IOException(
+            'IO Error: Cannot open file "warehouse.duckdb": Operation not permitted'
+        )
+
+    monkeypatch.setattr(steps, "start_run", cannot_open)
+    monkeypatch.setattr(steps, "mark_failed", cannot_open)
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "Operation not permitted" in err
+    assert "could not be recorded in raw.runs" in err
+    assert "Traceback" not in err.split("FAILED", 1)[1]
+
+
 def test_failure_sensor_marks_a_daemon_run(home):
     # a run the daemon launched: raw.runs says 'running' until the sensor sees its failure
     @dg.op
