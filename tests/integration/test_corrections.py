@@ -261,3 +261,17 @@ def test_csv_rows_of_one_accession_and_code_in_one_file_are_versions(home, tmp_p
     text = NORTH_HEADER + "".join(_north_row(v, accession="ACC1", status=s) for v, s in rows)
     _deliver_csv(home, tmp_path / "landing", {"export.csv": text}, "r1")
     assert _current_e2(home) == current
+
+
+def test_a_file_sent_again_under_its_name_with_the_same_message_time_wins(home, tmp_path):
+    # the sender fixes a value and re-sends the file under the same name, MSH-7 unchanged: of
+    # two versions with equal message time and status, the later arrival is current (the
+    # two contents are chosen so that the content hash would pick the first)
+    versions = [F, F.replace("|18.0|", "|19.5|")]
+    later = min(versions, key=lambda t: hashlib.sha256(t.encode()).hexdigest())
+    earlier = next(v for v in versions if v is not later)
+    landing = tmp_path / "landing"
+    _deliver(home, landing, "1_final.hl7", earlier, "r1")
+    _deliver(home, landing, "1_final.hl7", later, "r2")
+    expected = 19.5 if "|19.5|" in later else 18.0
+    assert _state(home)[0] == [(expected, "F", True, 2)]

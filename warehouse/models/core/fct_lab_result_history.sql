@@ -80,11 +80,12 @@ ordered AS (
     FROM keyed
     WINDOW w AS (
         PARTITION BY result_key
-        -- without message times (CSV), versions of one run follow the landing name, then the
-        -- line: positions share their prefix, so the shorter is the smaller ('line 9' before
-        -- 'line 10')
-        ORDER BY coalesce(message_at, received_at), status_rank, landing_name, file_sha256,
-                 message_index, segment_index, length(position), position
+        -- of equal message time and status, the later arrival (a file re-sent with a fixed
+        -- value, MSH-7 unchanged); without message times (CSV), versions of one run follow
+        -- the landing name, then the line: positions share their prefix, so the shorter is
+        -- the smaller ('line 9' before 'line 10')
+        ORDER BY coalesce(message_at, received_at), status_rank, received_at, landing_name,
+                 file_sha256, message_index, segment_index, length(position), position
     )
 )
 
