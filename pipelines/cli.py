@@ -222,8 +222,9 @@ def cmd_run(args) -> int:
 
     home = _home(args)
     landing = Path(args.landing).resolve() if args.landing else None
-    if landing is not None and not landing.is_dir():
-        print(f"no landing folder at {landing}", file=sys.stderr)
+    if not (landing or home.landing).is_dir():
+        # the home's own landing folder too: missing, it is not an empty delivery
+        print(f"no landing folder at {landing or home.landing}", file=sys.stderr)
         return 2
     if landing is not None and not any((landing / feed).is_dir() for feed in FEEDS):
         # nothing here could ever be read: a wrong folder, not an empty delivery

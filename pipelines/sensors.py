@@ -113,6 +113,9 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
         f"(≤ {max_files} files per tick, each content once).",
     )
     def _sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+        if not warehouse.landing_dir().is_dir():
+            context.log.warning(f"no landing folder at {warehouse.landing_dir()}")
+            return dg.SkipReason("the landing folder is missing (an unmounted share?)")
         seen = load_cursor(context.cursor)
         unreadable: list[str] = []
         files = new_files(warehouse.landing_dir(), feed, seen, max_files, unreadable)

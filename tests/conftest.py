@@ -21,4 +21,6 @@ def home(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LABWH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LABWH_HMAC_KEY", "test-key-not-secret")
-    return Home.from_env().ensure()
+    home = Home.from_env().ensure()
+    home.landing.mkdir()  # a deployment's landing folder exists (ensure does not make it)
+    return home

@@ -61,7 +61,9 @@ class Home:
         return self.root / "dagster"
 
     def ensure(self) -> Home:
-        for d in (self.root, self.published.parent, self.reports, self.landing, self.archive):
+        # not the landing folder: where deliveries arrive is the sender's (often a mounted
+        # share); made here, a missing or unmounted one would read as an empty delivery
+        for d in (self.root, self.published.parent, self.reports, self.archive):
             d.mkdir(parents=True, exist_ok=True)
         # identifiers live in the received bytes and the identity store: owner-only
         for private in (self.identity_dir, self.archive):

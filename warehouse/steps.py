@@ -115,10 +115,23 @@ def start_run(
         )
 
 
+class LandingMissing(FileNotFoundError):
+    """The landing folder does not exist: not an empty delivery (an unmounted share?)."""
+
+
+def check_landing(landing: Path) -> None:
+    if not Path(landing).is_dir():
+        raise LandingMissing(
+            f"no landing folder at {landing}: create it, or mount the share it should be "
+            "(a missing folder is not an empty delivery)"
+        )
+
+
 def land(
     home: Home, landing: Path, run_id: str, feeds: Iterable[str] = FEEDS
 ) -> dict[str, FeedSummary]:
     """Landing → raw: hash, archive and record new deliveries; count duplicate deliveries."""
+    check_landing(landing)
     summaries = {f: FeedSummary(f) for f in feeds}
     files = discover(Path(landing), tuple(summaries))
     with writer(home) as con:

@@ -115,6 +115,17 @@ def test_feed_sensor_requests_one_run_per_new_content(home, resources):
     assert isinstance(_tick(sensor, resources, third.cursor), dg.SkipReason)
 
 
+def test_a_missing_landing_folder_stops_the_sensor_and_fails_the_feed_job(home, resources):
+    home.landing.rmdir()
+    skip = _tick(landing_sensor("meds"), resources)
+    assert isinstance(skip, dg.SkipReason) and "landing folder is missing" in skip.skip_message
+    result = _run_feed_job("meds", resources)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "no landing folder at" in str(failure.event_specific_data.error)
+    assert not home.landing.exists()
+
+
 def test_bytes_moved_from_a_wrong_folder_get_a_run_of_their_own(home, resources):
     a = MEDS_HEADER + meds_row("P1", "2023-01-01")
     write(home.landing / "meds" / "a.pdf", a)  # meds must end in .csv or .txt: put aside

@@ -73,6 +73,17 @@ def test_a_run_on_a_warehouse_that_cannot_be_opened_says_so_without_a_traceback(
     assert "Traceback" not in err.split("FAILED", 1)[1]
 
 
+def test_a_missing_landing_folder_is_an_error_not_an_empty_delivery(home, capsys):
+    # an unmounted share: `labwh run` (the home's own landing folder) stops with exit 2, and
+    # nothing recreates the folder to make it look like an empty delivery
+    home.landing.rmdir()
+    assert cli.main(["run"]) == 2
+    assert f"no landing folder at {home.landing}" in capsys.readouterr().err
+    assert not home.landing.exists() and not home.warehouse.exists()
+    with pytest.raises(steps.LandingMissing, match="not an empty delivery"):
+        steps.land(home, home.landing, "r1")
+
+
 def test_failure_sensor_marks_a_daemon_run(home):
     # a run the daemon launched: raw.runs says 'running' until the sensor sees its failure
     @dg.op
