@@ -6,8 +6,11 @@ not re-read) and requests one run of ``ingest_<feed>`` for at most ``MAX_FILES_P
 unseen contents; the rest wait for the next tick. The cursor holds the contents seen
 (16-hex-digit SHA-256 prefixes); the run key is ``<feed>:<sha256>`` (of the file, or of the
 sorted hashes of the batch), so the same content never triggers a second run, whatever its
-name. A content the sensor skips is still landed by the daily schedule: raw.files, not the
-cursor, is the record of what was received.
+name, unless its run fails: the sensor follows the runs it requested (``Cursor.pending``) and
+requests a content whose run failed or was cancelled again on a later tick (run key
+``…#2``, ``…#3``), up to ``MAX_ATTEMPTS`` runs (a warehouse held past the lock wait, a full
+disk). A content the sensor skips is still landed by the daily schedule or the next run:
+raw.files, not the cursor, is the record of what was received.
 
 Default status: STOPPED. Turn the sensors on in the UI (Automation) or with
 ``dagster sensor start``; set ``LABWH_AUTOMATION=1`` to have them (and the daily schedule)
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -31,7 +35,9 @@ from warehouse import steps
 MAX_FILES_PER_TICK = 50
 SEEN_PREFIX = 16
 UNSUPPORTED_MARK = "?"
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
+MAX_ATTEMPTS = 3  # runs requested for one content when the earlier ones failed
+RUN_KEY_TAG = "dagster/run_key"
 
 
 def default_status() -> dg.DefaultSensorStatus:
@@ -52,15 +58,63 @@ def content_hash(path: Path) -> str:
     return _hash_cache[key]
 
 
-def load_cursor(cursor: str | None) -> set[str]:
+@dataclass
+class Cursor:
+    """What a landing sensor remembers between ticks.
+
+    ``seen``: the contents it has requested a run for; ``pending``: its requested runs whose
+    end it has not seen yet (run key → the contents' keys); ``attempts``: how many runs each
+    content has had. A content whose run failed or was cancelled is not seen any more, so the
+    next tick requests it again (another run key: ``…#2``), up to ``MAX_ATTEMPTS`` runs.
+    """
+
+    seen: set[str] = field(default_factory=set)
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+
+def load_cursor(cursor: str | None) -> Cursor:
     if not cursor:
-        return set()
+        return Cursor()
     data = json.loads(cursor)
-    return set(data.get("seen", []))
+    return Cursor(
+        seen=set(data.get("seen", [])),
+        pending={k: list(v) for k, v in (data.get("pending") or {}).items()},
+        attempts={k: int(v) for k, v in (data.get("attempts") or {}).items()},
+    )
 
 
-def dump_cursor(seen: set[str]) -> str:
-    return json.dumps({"v": CURSOR_VERSION, "seen": sorted(seen)}, separators=(",", ":"))
+def dump_cursor(cursor: Cursor) -> str:
+    data = {
+        "v": CURSOR_VERSION,
+        "seen": sorted(cursor.seen),
+        "pending": {k: sorted(v) for k, v in sorted(cursor.pending.items())},
+        "attempts": dict(sorted(cursor.attempts.items())),
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def settle_pending(cursor: Cursor, status_of) -> list[str]:
+    """Forget the pending runs that ended: a success for good; a failure or a cancellation
+    makes its contents unseen again while they have attempts left. ``status_of(run_key)``
+    is the run's ``DagsterRunStatus``, or None while Dagster has no run for the key yet.
+    Returns the keys of contents that used their last attempt."""
+    given_up: list[str] = []
+    for key, contents in list(cursor.pending.items()):
+        status = status_of(key)
+        if status == dg.DagsterRunStatus.SUCCESS:
+            del cursor.pending[key]
+            for c in contents:
+                cursor.attempts.pop(c, None)
+        elif status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            del cursor.pending[key]
+            for c in contents:
+                if cursor.attempts.get(c, 1) < MAX_ATTEMPTS:
+                    cursor.seen.discard(c)
+                else:
+                    cursor.attempts.pop(c, None)
+                    given_up.append(c)
+    return given_up
 
 
 def new_files(
@@ -97,10 +151,21 @@ def new_files(
     return [(name, sha, key) for name, (sha, key) in found.items()]
 
 
-def run_key(feed: str, shas: list[str]) -> str:
+def run_key(feed: str, shas: list[str], attempt: int = 1) -> str:
     shas = sorted(shas)
     digest = shas[0] if len(shas) == 1 else hashlib.sha256("\n".join(shas).encode()).hexdigest()
-    return f"{feed}:{digest}"
+    return f"{feed}:{digest}" + (f"#{attempt}" if attempt > 1 else "")
+
+
+def _run_status(instance: dg.DagsterInstance, sensor_name: str):
+    def status_of(key: str):
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(tags={RUN_KEY_TAG: key, "dagster/sensor_name": sensor_name}),
+            limit=1,
+        )
+        return runs[0].status if runs else None
+
+    return status_of
 
 
 def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorDefinition:
@@ -116,28 +181,46 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
         if not warehouse.landing_dir().is_dir():
             context.log.warning(f"no landing folder at {warehouse.landing_dir()}")
             return dg.SkipReason("the landing folder is missing (an unmounted share?)")
-        seen = load_cursor(context.cursor)
+        cursor = load_cursor(context.cursor)
+        given_up = settle_pending(cursor, _run_status(context.instance, f"landing_{feed}"))
+        if given_up:
+            context.log.warning(
+                f"{len(given_up)} {feed} content(s) failed {MAX_ATTEMPTS} runs: left for the "
+                "daily schedule or a manual run (labwh run); see the failed runs' logs"
+            )
         unreadable: list[str] = []
-        files = new_files(warehouse.landing_dir(), feed, seen, max_files, unreadable)
+        files = new_files(warehouse.landing_dir(), feed, cursor.seen, max_files, unreadable)
         if unreadable:  # error types only: a file name may hold anything
             context.log.warning(
                 f"{len(unreadable)} {feed} file(s) could not be read this tick "
                 f"({', '.join(sorted(set(unreadable)))}); they are tried again on the next"
             )
         if not files:
+            if context.cursor is not None and dump_cursor(cursor) != context.cursor:
+                return dg.SensorResult(
+                    skip_reason=f"no new {feed} files", cursor=dump_cursor(cursor)
+                )
             return dg.SkipReason(f"no new {feed} files")
         shas = [sha for _, sha, _ in files]
-        seen.update(key for _, _, key in files)
-        context.log.info(f"{len(files)} new {feed} file(s): " + ", ".join(s[:12] for s in shas))
+        keys = [key for _, _, key in files]
+        attempt = max(cursor.attempts.get(k, 0) for k in keys) + 1
+        # a misplaced file's run has its own key: the right folder's is another
+        key = run_key(feed, [sha + k[SEEN_PREFIX:] for _, sha, k in files], attempt)
+        cursor.seen.update(keys)
+        cursor.pending[key] = keys
+        cursor.attempts.update({k: attempt for k in keys})
+        retry = f" (attempt {attempt})" if attempt > 1 else ""
+        context.log.info(
+            f"{len(files)} new {feed} file(s){retry}: " + ", ".join(s[:12] for s in shas)
+        )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    # a misplaced file's run has its own key: the right folder's is another
-                    run_key=run_key(feed, [sha + key[SEEN_PREFIX:] for _, sha, key in files]),
+                    run_key=key,
                     tags={"labwh/feed": feed, "labwh/new_files": str(len(files))},
                 )
             ],
-            cursor=dump_cursor(seen),
+            cursor=dump_cursor(cursor),
         )
 
     return _sensor

@@ -126,6 +126,65 @@ def test_a_missing_landing_folder_stops_the_sensor_and_fails_the_feed_job(home, 
     assert not home.landing.exists()
 
 
+def test_a_content_whose_run_failed_is_requested_again(home, resources):
+    # the sensor's run fails (here: the landing share unmounted while it ran); on a later
+    # tick the same content gets another run, under a new key, which loads it
+    from pipelines.definitions import defs
+
+    text = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    write(home.landing / "meds" / "a.csv", text)
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = landing_sensor("meds")
+
+    def tick(cursor):
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as c:
+            return sensor(c)
+
+    def run(key):
+        tags = {"dagster/run_key": key, "dagster/sensor_name": "landing_meds"}
+        return defs.resolve_job_def("ingest_meds").execute_in_process(
+            instance=instance, resources=resources, tags=tags, raise_on_error=False
+        )
+
+    first = tick(None)
+    [request] = first.run_requests
+    assert request.run_key == "meds:" + sha(text)
+    assert isinstance(tick(first.cursor), dg.SkipReason)  # its run has not ended yet
+    away = home.root / "landing.away"
+    home.landing.rename(away)
+    assert not run(request.run_key).success
+    away.rename(home.landing)
+
+    second = tick(first.cursor)
+    [retry] = second.run_requests
+    assert retry.run_key == "meds:" + sha(text) + "#2"
+    assert run(retry.run_key).success
+    assert query(home, "SELECT count(*) FROM staging.stg_meds__medication") == [(1,)]
+    done = tick(second.cursor)
+    assert not done.run_requests and "no new meds files" in done.skip_reason.skip_message
+    assert isinstance(tick(done.cursor), dg.SkipReason)
+
+
+def test_a_content_is_requested_at_most_max_attempts_times():
+    from pipelines.sensors import MAX_ATTEMPTS, Cursor, settle_pending
+
+    failed = dg.DagsterRunStatus.FAILURE
+    cursor = Cursor(seen={"k"}, pending={"meds:x": ["k"]}, attempts={"k": 1})
+    for attempt in range(1, MAX_ATTEMPTS):
+        assert settle_pending(cursor, lambda _key: failed) == []
+        assert cursor.seen == set() and cursor.pending == {}  # requested again next tick
+        cursor.seen.add("k")
+        cursor.pending[f"meds:x#{attempt + 1}"] = ["k"]
+        cursor.attempts["k"] = attempt + 1
+    assert settle_pending(cursor, lambda _key: failed) == ["k"]
+    assert cursor.seen == {"k"} and cursor.pending == {} and cursor.attempts == {}
+    # a run not created yet, or still going, stays pending; a success is forgotten
+    cursor.pending = {"meds:y": ["j"]}
+    assert settle_pending(cursor, lambda _key: None) == [] and "meds:y" in cursor.pending
+    settle_pending(cursor, lambda _key: dg.DagsterRunStatus.SUCCESS)
+    assert cursor.pending == {}
+
+
 def test_bytes_moved_from_a_wrong_folder_get_a_run_of_their_own(home, resources):
     a = MEDS_HEADER + meds_row("P1", "2023-01-01")
     write(home.landing / "meds" / "a.pdf", a)  # meds must end in .csv or .txt: put aside
