@@ -20,6 +20,7 @@ from schemas.staging import RESULT_STATUSES, StgDexaScan, StgLabResult, StgMedic
 from transforms import redact
 from transforms.catalog import load_plausible_ranges
 from transforms.feature_config import BMD_SITES
+from transforms.meds import load_med_rules
 from transforms.records import (
     FUTURE_DATE,
     IMPLAUSIBLE_DATE,
@@ -127,15 +128,31 @@ class DexaScanRules(StgDexaScan):
         return data.lazyframe.select(_plausible_date(pl.col("scan_date"), pl.col("birth_year")))
 
 
+def covered_days(start: pl.Expr, end: pl.Expr) -> pl.Expr:
+    """Days a record covers, both ends included."""
+    return (end - start).dt.total_days() + 1
+
+
+def is_dispense(record_type: pl.Expr) -> pl.Expr:
+    """A dispense, or a record without a type (exposure reads both as supply)."""
+    return record_type.fill_null("dispense") != "order"
+
+
 class MedicationRules(StgMedication):
-    """Rules a medication record must pass to reach core.fct_medication."""
+    """Rules a medication record must pass to reach core.fct_medication; the limits
+    (``_max_dispense_days``) come from config/medication_limits.csv."""
 
     @pa.dataframe_check(name=IMPLAUSIBLE_VALUE)
     def plausible_values(cls, data: PolarsData) -> pl.LazyFrame:
+        days = covered_days(pl.col("start_date"), pl.col("end_date"))
         ok = (
             (pl.col("dose_value") > 0).fill_null(True)
             & (pl.col("days_supply") >= 1).fill_null(True)
             & (pl.col("end_date") >= pl.col("start_date")).fill_null(True)
+            # one dispense supplies weeks or months: an end years away is a placeholder or a typo
+            & (
+                (days <= pl.col("_max_dispense_days")) | ~is_dispense(pl.col("record_type"))
+            ).fill_null(True)
         )
         return data.lazyframe.select(ok.alias("ok"))
 
@@ -193,6 +210,27 @@ def _shown(value) -> str:
     return _ten_digits(value)
 
 
+def _medication_implausible(row: dict) -> str:
+    """Which of MedicationRules.plausible_values a medication row fails, in words."""
+    problems = []
+    dose, supply = row.get("dose_value"), row.get("days_supply")
+    if dose is not None and dose <= 0:
+        problems.append("dose ≤ 0")
+    if supply is not None and supply < 1:
+        problems.append("days supply < 1")
+    start, end = row.get("start_date"), row.get("end_date")
+    if start is not None and end is not None:
+        days = (end - start).days + 1
+        if days < 1:
+            problems.append("end before start")
+        elif row.get("record_type") != "order" and days > row["_max_dispense_days"]:
+            problems.append(
+                f"one dispense covers {days} days, more than the {row['_max_dispense_days']} "
+                "one fill can (max_dispense_days, config/medication_limits.csv)"
+            )
+    return "; ".join(problems) or "implausible"
+
+
 def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
     """A readable reason and a de-identified excerpt (no patient columns are read)."""
     if kind == "lab_result":
@@ -247,7 +285,7 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
         drug = row.get("ingredient") or "uncatalogued drug"
         what = f"{drug} {_shown(row.get('dose_value'))} {redact.token(row.get('dose_unit'))}"
         if check == IMPLAUSIBLE_VALUE:
-            return f"{what}: dose ≤ 0, days supply < 1 or end before start", what
+            return f"{what}: {_medication_implausible(row)}", what
         if check == FUTURE_DATE:
             return f"start_date {row.get('start_date')} is after the run date", what
         if check == IMPLAUSIBLE_DATE:
@@ -264,6 +302,9 @@ def validate(kind: str, df: pl.DataFrame, as_of: dt.datetime) -> list[Reject]:
         frame = frame.join(
             plausible_ranges(), on=["analyte", "unit"], how="left", maintain_order="left"
         )
+    if kind == "medication":
+        limits = load_med_rules()
+        frame = frame.with_columns(pl.lit(limits.max_dispense_days).alias("_max_dispense_days"))
     try:
         RULES[kind].validate(frame, lazy=True)
         return []

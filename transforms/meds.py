@@ -11,7 +11,9 @@ frequency, start_date, end_date, days_supply, quantity``. Rules (docs/medication
   a frequency text no rule reads is ``unparseable_value``;
 - ``end_date`` = as sent, else ``start_date + days_supply − 1``; ``days_supply`` = as sent, else
   ``end_date − start_date + 1``. Neither present, end before start, or days_supply < 1 →
-  ``unparseable_value``.
+  ``unparseable_value``. An end on or after ``open_end_from`` (``config/medication_limits.csv``:
+  9999-12-31, 2099-12-31, any year ≥ 2100) is an open-ended placeholder, read as no end: an order
+  without days supply loads open-ended (end and days supply NULL), a dispense needs its supply.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from transforms.records import (
 MEDICATIONS_CSV = CONFIG_DIR / "medications.csv"
 DOSE_UNITS_CSV = CONFIG_DIR / "medication_dose_units.csv"
 FREQUENCIES_CSV = CONFIG_DIR / "medication_frequencies.csv"
+LIMITS_CSV = CONFIG_DIR / "medication_limits.csv"
 NA_VALUES = ("", "NA", "N/A", "-")
 DATE_FORMATS = ("%Y-%m-%d",)
 RECORD_TYPES = ("order", "dispense")
@@ -63,6 +66,8 @@ class MedRules:
     mass_units: dict[str, float]  # unit_key → factor to mg
     form_units: dict[str, str]  # unit_key → form unit ('tablet', 'mL')
     frequencies: tuple[tuple[re.Pattern, float], ...]
+    open_end_from: dt.date  # an end on or after it is an open-ended placeholder
+    max_dispense_days: int  # most days one dispense may cover (schemas/validate.py)
 
     def doses_per_day(self, text: str) -> float | None:
         """Administrations per day for a frequency text; None when no rule reads it."""
@@ -122,7 +127,15 @@ def load_med_rules(config_dir: str | None = None) -> MedRules:
         (re.compile(r["pattern"]), float(Fraction(r["doses_per_day"])))
         for r in _read_csv(base / FREQUENCIES_CSV.name)
     )
-    return MedRules(products, mass, form, freqs)
+    limits = {r["name"]: r["value"] for r in _read_csv(base / LIMITS_CSV.name)}
+    return MedRules(
+        products,
+        mass,
+        form,
+        freqs,
+        open_end_from=dt.date.fromisoformat(limits["open_end_from"]),
+        max_dispense_days=int(limits["max_dispense_days"]),
+    )
 
 
 def _optional_number(cell: str, what: str) -> float | None:
@@ -151,11 +164,19 @@ def _optional_date(cell: str, what: str) -> dt.date | None:
     return value
 
 
-def _period(start_cell: str, end_cell: str, supply_cell: str) -> tuple[dt.date, dt.date, int]:
+def _period(
+    start_cell: str, end_cell: str, supply_cell: str, *, open_ended_ok: bool, open_end_from: dt.date
+) -> tuple[dt.date, dt.date | None, int | None]:
+    """(start, end, days supply). An end on or after ``open_end_from`` is a placeholder for
+    "no end" (9999-12-31): the days supply gives the end; without one, an order
+    (``open_ended_ok``) stays open-ended (end and supply None), a dispense cannot be read."""
     start = _optional_date(start_cell, "start_date")
     if start is None:
         raise textio.RowError(UNPARSEABLE_VALUE, "start_date is empty")
     end = _optional_date(end_cell, "end_date")
+    placeholder = end is not None and end >= open_end_from
+    if placeholder:
+        end = None
     supply = None
     if not textio.is_na(supply_cell, NA_VALUES):
         supply = textio.parse_int(supply_cell)
@@ -165,7 +186,15 @@ def _period(start_cell: str, end_cell: str, supply_cell: str) -> tuple[dt.date, 
                 f"days_supply {redact.shape(supply_cell)} is not a whole number ≥ 1",
             )
     if end is None and supply is None:
-        raise textio.RowError(UNPARSEABLE_VALUE, "neither end_date nor days_supply is given")
+        if placeholder and open_ended_ok:
+            return start, None, None
+        raise textio.RowError(
+            UNPARSEABLE_VALUE,
+            f"end_date is an open-ended placeholder (on or after {open_end_from}) and "
+            "days_supply is empty: a dispense needs its days"
+            if placeholder
+            else "neither end_date nor days_supply is given",
+        )
     if supply is not None and supply > (dt.date.max - start).days + 1:
         raise textio.RowError(
             UNPARSEABLE_VALUE, f"days_supply {redact.shape(supply_cell)} runs past year 9999"
@@ -193,7 +222,11 @@ def _med_row(
             UNPARSEABLE_VALUE, f"record_type {redact.shape(record_type)} is not {RECORD_TYPES}"
         )
     start, end, supply = _period(
-        get(row, "start_date"), get(row, "end_date"), get(row, "days_supply")
+        get(row, "start_date"),
+        get(row, "end_date"),
+        get(row, "days_supply"),
+        open_ended_ok=record_type == "order",
+        open_end_from=rules.open_end_from,
     )
     # a spreadsheet writes the numeric code 199224 as `199224.0`: the same code
     code = get(row, "rxnorm_code")

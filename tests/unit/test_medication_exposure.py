@@ -217,3 +217,20 @@ def test_matches_day_by_day_reference(records, window):
         "ORDER BY episode_start"
     ).fetchall()
     assert got == reference(records, window)
+
+
+def test_an_open_ended_placeholder_end_is_not_an_exposure_to_9999(tmp_path):
+    # finding: end 9999-12-31 with days supply 30 made an episode to 9999 (2,913,904 days);
+    # the days supply decides: 2022-01-01 … 2022-01-30, 30 days × 1 mg
+    csv = (
+        "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+        "frequency,start_date,end_date,days_supply,quantity\n"
+        "P1,NORTH_CLINIC,dispense,199224,anastrozole,1,mg,daily,2022-01-01,9999-12-31,30,30\n"
+    )
+    res = parse_meds_csv(csv.encode(), file_sha256="s", pseudonymize=lambda ns, i: f"{ns}|{i}")
+    c = duckdb.connect(str(tmp_path / "p.duckdb"))
+    load(c, res.rows)
+    materialize(c, "core.medication_exposure", PARAMS)
+    assert episodes(c, "NORTH_CLINIC|P1", "anastrozole") == [
+        (D(2022, 1, 1), D(2022, 1, 30), 30, 30.0, 1)
+    ]

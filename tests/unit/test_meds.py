@@ -250,3 +250,48 @@ def test_rxnorm_code_written_as_a_float_by_a_spreadsheet(cell, ingredient):
     )
     assert result.rejects == []
     assert result.rows["ingredient"].to_list() == [ingredient]
+
+
+# --- open-ended placeholders (9999-12-31, 2099-12-31, any year ≥ 2100) -----------------------
+
+
+@pytest.mark.parametrize("end", ["9999-12-31", "2099-12-31", "2100-01-01", "2150-06-30"])
+def test_an_open_ended_placeholder_end_date_is_no_end_date(end):
+    # the days supply gives the end, as when the end is empty: 2022-01-01 + 30 − 1 = 2022-01-30
+    result = _one_file(
+        f"MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,mg,daily,2022-01-01,{end},30,30"
+    )
+    assert result.rejects == []
+    r = result.rows.to_dicts()[0]
+    assert (r["start_date"], r["end_date"], r["days_supply"]) == (
+        dt.date(2022, 1, 1),
+        dt.date(2022, 1, 30),
+        30,
+    )
+
+
+def test_an_end_date_before_the_placeholders_is_a_date():
+    # 2099-12-30 is no placeholder: kept as sent (the dispense bound of validation judges it)
+    result = _one_file(
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,mg,daily,2022-01-01,2099-12-30,,30"
+    )
+    r = result.rows.to_dicts()[0]
+    assert (r["end_date"], r["days_supply"]) == (dt.date(2099, 12, 30), 28488)
+
+
+def test_an_open_ended_order_loads_without_an_end_but_a_dispense_needs_one():
+    # an order "until stopped" is a real order: it loads with no end and no days supply
+    # (exposure cannot use it); a dispense always supplies a number of days
+    result = _one_file(
+        "MRN001,NORTH_CLINIC,order,199224,anastrozole,1,mg,daily,2022-01-01,9999-12-31,,",
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,mg,daily,2022-01-01,9999-12-31,,30",
+        "MRN001,NORTH_CLINIC,,199224,anastrozole,1,mg,daily,2022-01-01,2099-12-31,,30",
+        "MRN001,NORTH_CLINIC,order,199224,anastrozole,1,mg,daily,2022-01-01,9999-12-31,90,",
+    )
+    got = result.rows.select("position", "end_date", "days_supply").rows()
+    assert got == [("line 2", None, None), ("line 5", dt.date(2022, 3, 31), 90)]
+    assert [(r.position, r.check_name) for r in result.rejects] == [
+        ("line 3", "unparseable_value"),
+        ("line 4", "unparseable_value"),
+    ]
+    assert all("open-ended placeholder" in r.reason for r in result.rejects)

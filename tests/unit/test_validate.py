@@ -251,3 +251,40 @@ def test_null_date_placeholders_and_dates_before_birth_are_implausible():
     assert [(r.position, r.check_name) for r in validate("medication", df, AS_OF)] == [
         ("line 2", "implausible_date"),
     ]
+
+
+def _meds(**columns):
+    n = len(next(iter(columns.values())))
+    base = {
+        "file_sha256": ["f"] * n,
+        "position": [f"line {i + 2}" for i in range(n)],
+        "source_system": ["meds"] * n,
+        "patient_key": ["pk"] * n,
+        "ingredient": ["anastrozole"] * n,
+    }
+    return pl.concat(
+        [empty_frame(StgMedication), pl.DataFrame({**base, **columns})], how="diagonal_relaxed"
+    )
+
+
+def test_a_dispense_covering_more_days_than_one_fill_can_is_implausible():
+    # config/medication_limits.csv max_dispense_days = 400: 2022-01-01 … 2023-02-04 is 400
+    # days (365 + 35), … 2023-02-05 is 401; an order states intent (a standing prescription
+    # may span years) and is not bounded; an untyped record counts as a dispense
+    start = dt.date(2022, 1, 1)
+    df = _meds(
+        record_type=["dispense", "dispense", "order", None],
+        start_date=[start] * 4,
+        end_date=[
+            dt.date(2023, 2, 4),
+            dt.date(2023, 2, 5),
+            dt.date(2030, 1, 1),
+            dt.date(2023, 2, 5),
+        ],
+    )
+    got = validate("medication", df, AS_OF)
+    assert [(r.position, r.check_name) for r in got] == [
+        ("line 3", "implausible_value"),
+        ("line 5", "implausible_value"),
+    ]
+    assert "covers 401 days" in got[0].reason and "400" in got[0].reason
