@@ -233,6 +233,7 @@ class FctMedication(_Table):
     dose_mg: float = same_as(StgMedication, "dose_mg")
     frequency: str = same_as(StgMedication, "frequency")
     doses_per_day: float = same_as(StgMedication, "doses_per_day")
+    frequency_is_unread: bool = same_as(StgMedication, "frequency_is_unread")
     start_date: dt.date = same_as(StgMedication, "start_date")
     end_date: dt.date = same_as(StgMedication, "end_date")
     days_supply: int = same_as(StgMedication, "days_supply")

@@ -166,6 +166,11 @@ class StgMedication(_Lineage):
     doses_per_day: float = pa.Field(
         nullable=True, description="Frequency as administrations per day."
     )
+    frequency_is_unread: bool = pa.Field(
+        description="True when a frequency text was sent but no rule of "
+        "config/medication_frequencies.csv reads it: doses_per_day is NULL, the record still "
+        "gives exposure by its dates."
+    )
     start_date: dt.date = pa.Field(nullable=True, description="Start (or dispense) date.")
     end_date: dt.date = pa.Field(
         nullable=True, description="End date: as sent, or start + days_supply − 1."

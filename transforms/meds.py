@@ -7,8 +7,9 @@ frequency, start_date, end_date, days_supply, quantity``. Rules (docs/medication
   catalogued: the record still loads);
 - ``dose_mg``: mass units by ``config/medication_dose_units.csv``; form units (tablet, mL)
   × the product's strength; a catalogued drug whose unit has no rule is ``unknown_unit``;
-- ``doses_per_day`` from the first matching rule of ``config/medication_frequencies.csv``;
-  a frequency text no rule reads is ``unparseable_value``;
+- ``doses_per_day`` from the rules of ``config/medication_frequencies.csv`` (the whole text, else
+  the longest rule found inside sig text); a frequency text no rule reads loads with
+  ``doses_per_day`` NULL and ``frequency_is_unread`` true;
 - ``end_date`` = as sent, else ``start_date + days_supply − 1``; ``days_supply`` = as sent, else
   ``end_date − start_date + 1``. Neither present, end before start, or days_supply < 1 →
   ``unparseable_value``. An end on or after ``open_end_from`` (``config/medication_limits.csv``:
@@ -65,26 +66,39 @@ class MedRules:
     products: dict[str, Product]
     mass_units: dict[str, float]  # unit_key → factor to mg
     form_units: dict[str, str]  # unit_key → form unit ('tablet', 'mL')
-    frequencies: tuple[tuple[re.Pattern, float], ...]
+    frequencies: tuple[tuple[re.Pattern, Fraction], ...]
     open_end_from: dt.date  # an end on or after it is an open-ended placeholder
     max_dispense_days: int  # most days one dispense may cover (schemas/validate.py)
 
     def doses_per_day(self, text: str) -> float | None:
-        """Administrations per day for a frequency text; None when no rule reads it."""
+        """Administrations per day for a frequency text; None when no rule reads it.
+
+        The whole text first (first matching rule wins); else the rules are searched inside
+        it (sig text, ``1 tab PO twice weekly``): the longest match wins over the matches it
+        overlaps (``twice daily`` is not ``daily``), and separate matches must agree
+        (``daily x 7 days then every other day`` is no rule: two schedules, not a guess)."""
         t = re.sub(r"[\s\-_]+", " ", text.strip().lower())
         # as written first (`b.i.d.` is a rule of its own), then without trailing dots (`daily.`)
         for candidate in dict.fromkeys((t, t.rstrip("."))):
             for pattern, per_day in self.frequencies:
                 m = pattern.fullmatch(candidate)
                 if m:
-                    n = m.groupdict().get("n")
-                    if n is not None:
-                        # `every 0 days` and numbers no schedule has (thousands of digits) read
-                        # as no rule
-                        k = int(n) if len(n) <= 6 else 0
-                        return per_day / k if k > 0 else None
-                    return per_day
-        return None
+                    return _per_day(m, per_day)
+        return self._searched(t)
+
+    def _searched(self, text: str) -> float | None:
+        """The rules found inside a text (see ``doses_per_day``)."""
+        found = [
+            (m.end() - m.start(), m.start(), m.end(), _per_day(m, per_day))
+            for pattern, per_day in self.frequencies
+            for m in _inside(pattern).finditer(text)
+        ]
+        chosen: list[tuple[int, int, int, float | None]] = []
+        for match in sorted(found, key=lambda f: (-f[0], f[1])):
+            if not any(match[1] < c[2] and c[1] < match[2] for c in chosen):
+                chosen.append(match)
+        values = {c[3] for c in chosen}
+        return values.pop() if len(values) == 1 else None
 
     def dose_mg(self, product: Product | None, value: float, unit: str | None) -> float | None:
         """Dose per administration in mg; raises ``RowError`` for a catalogued drug's unknown unit."""
@@ -100,6 +114,32 @@ class MedRules:
             UNKNOWN_UNIT,
             f"dose unit {redact.token(unit)!r} has no conversion to mg for {product.ingredient}",
         )
+
+
+_NUMBER_DIGITS = 8  # `every 99999999 days` and longer runs are no schedule
+
+
+def _count(text: str | None) -> Fraction | None:
+    if text is None:
+        return Fraction(1)
+    return Fraction(text) if len(text) <= _NUMBER_DIGITS else None
+
+
+def _per_day(m: re.Match, per_day: Fraction) -> float | None:
+    """A rule's doses per day × its count ``k`` / its interval ``n`` (``2x/week``,
+    ``every 3.5 days``); None for an interval of 0 or a number no schedule has."""
+    groups = m.groupdict()
+    k, n = _count(groups.get("k")), _count(groups.get("n"))
+    if k is None or n is None or k == 0 or n == 0:
+        return None
+    return float(per_day * k / n)
+
+
+@lru_cache(maxsize=64)
+def _inside(pattern: re.Pattern) -> re.Pattern:
+    """A rule found inside a text: not within a word or a number (`od` of `food`, the `2x`
+    of `1.2x`)."""
+    return re.compile(rf"(?<![a-z0-9])(?<!\d\.)(?:{pattern.pattern})(?![a-z0-9])")
 
 
 def _read_csv(path) -> list[dict[str, str]]:
@@ -124,7 +164,7 @@ def load_med_rules(config_dir: str | None = None) -> MedRules:
     mass = {unit_key(r["unit"]): float(r["factor_to_mg"]) for r in units if r["factor_to_mg"]}
     form = {unit_key(r["unit"]): r["per_form_unit"] for r in units if r["per_form_unit"]}
     freqs = tuple(
-        (re.compile(r["pattern"]), float(Fraction(r["doses_per_day"])))
+        (re.compile(r["pattern"]), Fraction(r["doses_per_day"]))
         for r in _read_csv(base / FREQUENCIES_CSV.name)
     )
     limits = {r["name"]: r["value"] for r in _read_csv(base / LIMITS_CSV.name)}
@@ -240,10 +280,9 @@ def _med_row(
     per_day = None
     if frequency is not None and not textio.is_na(frequency, NA_VALUES):
         per_day = rules.doses_per_day(frequency)
-        if per_day is None:
-            raise textio.RowError(
-                UNPARSEABLE_VALUE, f"frequency {redact.shape(frequency)} matches no rule"
-            )
+    # a text no rule reads keeps the record (its dates still give exposure), flagged and
+    # counted (GX): the text itself is never quoted outside the record's own cell
+    unread = frequency is not None and per_day is None and not textio.is_na(frequency, NA_VALUES)
     key = pseudonymize(system, pid)
     record = {
         "position": row.position,
@@ -257,6 +296,7 @@ def _med_row(
         "dose_mg": dose_mg,
         "frequency": frequency,
         "doses_per_day": per_day,
+        "frequency_is_unread": unread,
         "start_date": start,
         "end_date": end,
         "days_supply": supply,

@@ -58,7 +58,7 @@ def test_counts_and_rejects(meds):
         ("line 6", "unparseable_value"),  # neither end_date nor days_supply
         ("line 7", "missing_patient_id"),
         ("line 8", "missing_patient_id"),  # no identifier namespace
-        ("line 9", "unparseable_value"),  # frequency no rule reads
+        # line 9: a frequency no rule reads loads flagged (test_frequency_no_rule_reads_is_flagged)
         ("line 10", "unknown_unit"),  # anastrozole in 'spoon'
         ("line 12", "unparseable_value"),  # 2023/01/01
         ("line 13", "unparseable_value"),  # end before start
@@ -121,6 +121,17 @@ def test_end_date_as_sent_wins_over_days_supply(meds):
 def test_empty_frequency_is_null(meds):
     r = row(meds, 18)
     assert (r["frequency"], r["doses_per_day"], r["drug_name"]) == (None, None, None)
+    assert r["frequency_is_unread"] is False
+
+
+def test_frequency_no_rule_reads_is_flagged(meds):
+    r = row(meds, 9)
+    assert (r["frequency"], r["doses_per_day"], r["frequency_is_unread"]) == (
+        "three times a fortnight",
+        None,
+        True,
+    )
+    assert (r["end_date"], r["dose_mg"]) == (dt.date(2023, 1, 30), 1.0)
 
 
 def test_identities(meds):
@@ -204,11 +215,10 @@ def test_rows_that_once_broke_the_file_are_rejected_alone():
         "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,every " + "9" * 5000
         + " days,2023-02-01,,30,30",
     )  # fmt: skip
-    assert result.rows["position"].to_list() == ["line 2"]
-    assert [(r.position, r.check_name) for r in result.rejects] == [
-        ("line 3", "unparseable_value"),
-        ("line 4", "unparseable_value"),
-    ]
+    # an absurd interval is no schedule: that dispense loads flagged, without doses per day
+    assert result.rows["position"].to_list() == ["line 2", "line 4"]
+    assert result.rows["frequency_is_unread"].to_list() == [False, True]
+    assert [(r.position, r.check_name) for r in result.rejects] == [("line 3", "unparseable_value")]
 
 
 @pytest.mark.parametrize(
@@ -295,3 +305,91 @@ def test_an_open_ended_order_loads_without_an_end_but_a_dispense_needs_one():
         ("line 4", "unparseable_value"),
     ]
     assert all("open-ended placeholder" in r.reason for r in result.rejects)
+
+
+# --- frequencies of real prescriptions and sig text ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "per_day"),
+    [
+        # decimal intervals: anastrozole 0.5 mg twice weekly is written as every 3.5 days
+        ("every 3.5 days", 1 / 3.5),
+        ("q3.5d", 1 / 3.5),
+        ("Q3.5D", 1 / 3.5),
+        ("E3.5D", 1 / 3.5),
+        ("q.o.d.", 0.5),
+        ("Q.O.D.", 0.5),
+        ("2x/week", 2 / 7),
+        ("2x/wk", 2 / 7),
+        ("2 x/wk", 2 / 7),
+        ("3x/wk", 3 / 7),
+        ("1x/week", 1 / 7),
+        ("2 times a week", 2 / 7),
+        ("2x per wk", 2 / 7),
+        ("MWF", 3 / 7),
+        ("M/W/F", 3 / 7),
+        ("mon wed fri", 3 / 7),
+        ("Mon, Wed, Fri", 3 / 7),
+        ("Monday, Wednesday and Friday", 3 / 7),
+        ("mon/thu", 2 / 7),
+        ("twice a week", 2 / 7),
+        ("twice per week", 2 / 7),
+        ("twice/week", 2 / 7),
+        ("twice a wk", 2 / 7),
+        ("two times a week", 2 / 7),
+        ("2x/day", 2),
+        # sig text: the rule found inside it; the longest match wins where matches nest
+        ("1 tab PO twice weekly", 2 / 7),  # not `weekly`
+        ("1 tab PO twice daily", 2),  # not `daily`
+        ("Take 0.5 tablet every other day", 0.5),  # not `every day`-like
+        ("1 tablet by mouth daily", 1),
+        ("daily as directed", 1),
+        ("Take 1 tablet by mouth three times weekly", 3 / 7),
+        ("take 1 tab po qd.", 1),
+        ("0.5 tab q3.5d", 1 / 3.5),
+        ("1 tab every 2 weeks", 1 / 14),
+        ("Take 1 tablet by mouth once daily for 90 days", 1),
+        ("1 tab po MWF with food", 3 / 7),
+    ],
+)
+def test_frequencies_of_real_prescriptions(text, per_day):
+    assert load_med_rules().doses_per_day(text) == pytest.approx(per_day, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "as directed",
+        "take as needed",
+        # two schedules in one sig (a taper, a correction): no single rule, not a guess
+        "daily x 7 days then every other day",
+        "1 tab daily (0.5 tab twice weekly)",
+        # a rule's letters inside a word are no rule (`od` of `food`, `bid` of `forbid`)
+        "take with food",
+        "forbidden",
+        # the 2 of 1.2 is not a count
+        "1.2x/week",
+    ],
+)
+def test_sig_text_without_one_schedule_reads_as_no_rule(text):
+    assert load_med_rules().doses_per_day(text) is None
+
+
+def test_a_frequency_no_rule_reads_keeps_the_dispense_flagged():
+    # finding: `every 3.5 days` / a sig put the whole dispense aside; a text still no rule reads
+    # keeps the record (its dates give the exposure) with doses_per_day NULL, flagged
+    result = _one_file(
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,0.5,tablet,every 3.5 days,2022-01-01,,91,13",
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,1 tab PO twice weekly,2022-04-01,,91,26",
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,per Dr Smith John,2022-07-01,,91,26",
+        "MRN001,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,,2022-10-01,,91,26",
+    )  # fmt: skip
+    assert result.rejects == []
+    got = result.rows.select("doses_per_day", "frequency_is_unread").rows()
+    assert got == [
+        (pytest.approx(2 / 7), False),
+        (pytest.approx(2 / 7), False),
+        (None, True),
+        (None, False),
+    ]

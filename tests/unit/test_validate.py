@@ -139,6 +139,7 @@ def test_excerpts_quote_catalog_names_not_free_text():
                     "dose_value": [1.0],
                     "dose_unit": ["mg"],
                     "start_date": [dt.date(2099, 1, 1)],
+                    "frequency_is_unread": [False],
                 }
             ),
         ],
@@ -261,6 +262,7 @@ def _meds(**columns):
         "source_system": ["meds"] * n,
         "patient_key": ["pk"] * n,
         "ingredient": ["anastrozole"] * n,
+        "frequency_is_unread": [False] * n,
     }
     return pl.concat(
         [empty_frame(StgMedication), pl.DataFrame({**base, **columns})], how="diagonal_relaxed"

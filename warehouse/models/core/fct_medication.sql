@@ -48,6 +48,7 @@ SELECT
     dose_mg,
     frequency,
     doses_per_day,
+    frequency_is_unread,
     start_date,
     end_date,
     days_supply,

@@ -16,6 +16,7 @@ SELECT
     m.record_type,
     m.start_date,
     m.dose_value,
+    m.frequency_is_unread,
     m.file_sha256,
     p.patient_key IS NOT NULL AS patient_in_dim,
     date_diff('day', CAST($as_of AS DATE), m.start_date) AS days_after_run_date,

@@ -1,0 +1,6 @@
+-- Columns added to staged tables after a warehouse was created (the staged tables are created
+-- from their Pandera models only when missing: warehouse/ingest.py ensure_schema).
+-- Rows staged before frequency_is_unread existed had a frequency a rule read, or none: a text
+-- no rule read was put aside then (docs/medications.md).
+ALTER TABLE IF EXISTS staging.stg_meds__medication
+    ADD COLUMN IF NOT EXISTS frequency_is_unread BOOLEAN DEFAULT false;
