@@ -220,8 +220,9 @@ class FctMedication(_Table):
     then first line). Grain: one row per patient × medication record (medication_record_id)."""
 
     medication_record_id: str = pa.Field(
-        description="md5 of the record's content (patient, type, RxNorm, dates, dose and its unit, "
-        "frequency, days supply, quantity)."
+        description="md5 of the record's normalised content (patient, type, RxNorm code, dates, "
+        "dose in mg — else dose and unit as sent —, doses per day — else the frequency text —, "
+        "days supply, quantity): a re-extraction that writes them another way is the same record."
     )
     patient_key: str = pseudonymous_key()
     record_type: str = same_as(StgMedication, "record_type", isin=RECORD_TYPES)

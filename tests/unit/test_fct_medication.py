@@ -8,6 +8,7 @@ import duckdb
 from staging_fixture import core_from_staged
 
 from schemas.staging import StgMedication
+from transforms.meds import parse_meds_csv
 
 RUN_1 = dt.datetime(2024, 1, 1)
 RUN_2 = dt.datetime(2024, 2, 1)
@@ -94,3 +95,61 @@ def test_the_first_copy_received_is_kept_in_line_file_and_run_order():
     files = {"aa": ("meds/b.csv", RUN_1), "ff": ("meds/a.csv", RUN_2)}
     con = build(named, files)
     assert con.execute("SELECT drug_name FROM core.fct_medication").fetchall() == [("from b",)]
+
+
+HEADER = (
+    "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+    "frequency,start_date,end_date,days_supply,quantity"
+)
+
+
+def parsed(files: dict[str, list[str]]) -> duckdb.DuckDBPyConnection:
+    """core.fct_medication of CSV files (sha → rows) parsed as the pipeline parses them,
+    received in the order given (one run apart)."""
+    rows, received = [], {}
+    for i, (sha, lines) in enumerate(files.items()):
+        data = "\n".join([HEADER, *lines]).encode()
+        result = parse_meds_csv(data, file_sha256=sha, pseudonymize=lambda ns, pid: f"{ns}|{pid}")
+        assert result.rejects == []
+        rows += result.rows.to_dicts()
+        received[sha] = (f"meds/{sha}.csv", RUN_1 + dt.timedelta(days=i))
+    return core_from_staged(
+        "core.fct_medication", "stg_meds__medication", StgMedication, rows, received
+    )
+
+
+def test_a_re_extraction_with_cosmetic_differences_is_the_same_record():
+    # finding: 199224 / 199224.0, 1 mg / 1 MG / 1 tablet (of a 1 mg tablet), daily / QD / once
+    # daily: one dispense, one row (the first copy received), not two that doubled the dose
+    con = parsed(
+        {
+            "a": ["P1,NORTH,dispense,199224,anastrozole 1 MG Oral Tablet,1,mg,daily,2022-01-01,,30,30"],
+            "b": ["P1,NORTH,dispense,199224.0,ANASTROZOLE 1MG TAB,1,MG,QD,2022-01-01,,30,30"],
+            "c": ["P1,NORTH,dispense,199224,anastrozole,1,tablet,Once Daily,2022-01-01,2022-01-30,,30"],
+            "d": ["P1,NORTH,dispense,199224,anastrozole,1000,mcg,1 tab by mouth daily,2022-01-01,,30,30.0"],
+        }
+    )  # fmt: skip
+    assert con.execute(
+        "SELECT file_sha256, dose_unit, frequency FROM core.fct_medication"
+    ).fetchall() == [("a", "mg", "daily")]
+
+
+def test_records_whose_normalised_content_differs_stay_apart():
+    # 0.5 mL of a 200 mg/mL injection is 100 mg, 0.5 mg is 0.5 mg: two doses. Another
+    # frequency (2/7 vs 1/7), another quantity, an unread frequency other than another: apart.
+    # Unread texts that differ only in case and spacing are one.
+    con = parsed(
+        {
+            "a": [
+                "P1,NORTH,order,835840,testosterone,0.5,mL,weekly,2022-03-01,,70,5",
+                "P1,NORTH,order,835840,testosterone,0.5,mg,weekly,2022-03-01,,70,5",
+                "P1,NORTH,order,835840,testosterone,0.5,mL,twice weekly,2022-03-01,,70,5",
+                "P1,NORTH,order,835840,testosterone,0.5,mL,weekly,2022-03-01,,70,10",
+                "P1,NORTH,order,835840,testosterone,0.5,mL,as directed,2022-03-01,,70,5",
+                "P1,NORTH,order,835840,testosterone,0.5,mL,per clinic,2022-03-01,,70,5",
+            ],
+            "b": ["P1,NORTH,order,835840,testosterone,0.5,ML,As  Directed,2022-03-01,,70,5"],
+        }
+    )
+    got = con.execute("SELECT position FROM core.fct_medication ORDER BY ALL").fetchall()
+    assert got == [(f"line {n}",) for n in range(2, 8)]

@@ -8,13 +8,24 @@ staged AS (
 accepted AS (
     SELECT
         s.*,
-        -- the record's content as JSON: every field keeps its place and NULL stays null
-        -- (concat_ws skipped NULLs, so a dose of 30 and a quantity of 30 made one id); the
-        -- dose unit and days supply belong to it (0.5 mL and 0.5 mg are two doses)
+        -- the record's normalised content as JSON: every field keeps its place and NULL stays
+        -- null (concat_ws skipped NULLs, so a dose of 30 and a quantity of 30 made one id).
+        -- What a re-extraction writes another way is one value: the RxNorm code as the parser
+        -- reads it (199224.0 → 199224), the dose in mg (1 MG = 1 mg = 1 tablet of 1 mg, while
+        -- 0.5 mL of 200 mg/mL = 100 mg stays apart from 0.5 mg), the doses per day (QD = daily;
+        -- a frequency no rule reads by its text, case and spacing aside); the dose as sent
+        -- (value, unit by case) only when it has no mg. Dates are the derived ones.
         md5(to_json({
             'patient_key': s.patient_key, 'record_type': s.record_type,
             'rxnorm_code': s.rxnorm_code, 'start_date': s.start_date, 'end_date': s.end_date,
-            'dose_value': s.dose_value, 'dose_unit': s.dose_unit, 'frequency': s.frequency,
+            'dose_mg': round(s.dose_mg, 6),
+            'dose_value': CASE WHEN s.dose_mg IS NULL THEN s.dose_value END,
+            'dose_unit': CASE WHEN s.dose_mg IS NULL THEN lower(replace(s.dose_unit, ' ', '')) END,
+            'doses_per_day': round(s.doses_per_day, 9),
+            'frequency': CASE
+                WHEN s.doses_per_day IS NULL
+                    THEN lower(regexp_replace(trim(s.frequency), '[\s_-]+', ' ', 'g'))
+            END,
             'days_supply': s.days_supply, 'quantity': s.quantity
         })) AS medication_record_id,
         f.received_at,
