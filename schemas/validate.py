@@ -147,6 +147,11 @@ class MedicationRules(StgMedication):
         days = covered_days(pl.col("start_date"), pl.col("end_date"))
         ok = (
             (pl.col("dose_value") > 0).fill_null(True)
+            # a non-positive quantity is a reversal or a return, not a supply
+            & (pl.col("quantity") > 0).fill_null(True)
+            # the product's plausible dose per administration (config/medications.csv)
+            & (pl.col("dose_mg") >= pl.col("_min_dose_mg")).fill_null(True)
+            & (pl.col("dose_mg") <= pl.col("_max_dose_mg")).fill_null(True)
             & (pl.col("days_supply") >= 1).fill_null(True)
             & (pl.col("end_date") >= pl.col("start_date")).fill_null(True)
             # one dispense supplies weeks or months: an end years away is a placeholder or a typo
@@ -186,6 +191,19 @@ def plausible_ranges() -> pl.DataFrame:
     )
 
 
+def dose_ranges() -> pl.DataFrame:
+    """The catalogued products' plausible dose per administration, mg, to join on rxnorm_code."""
+    products = load_med_rules().products.values()
+    return pl.DataFrame(
+        {
+            "rxnorm_code": [p.rxnorm_code for p in products],
+            "_min_dose_mg": [p.min_dose_mg for p in products],
+            "_max_dose_mg": [p.max_dose_mg for p in products],
+        },
+        schema={"rxnorm_code": pl.String, "_min_dose_mg": pl.Float64, "_max_dose_mg": pl.Float64},
+    )
+
+
 def _ten_digits(value: float) -> str:
     return repr(float(f"{value:.10g}"))
 
@@ -216,6 +234,15 @@ def _medication_implausible(row: dict) -> str:
     dose, supply = row.get("dose_value"), row.get("days_supply")
     if dose is not None and dose <= 0:
         problems.append("dose ≤ 0")
+    quantity = row.get("quantity")
+    if quantity is not None and quantity <= 0:
+        problems.append(f"quantity {_shown(quantity)} ≤ 0 (a reversal or a return, not a supply)")
+    mg, lo, hi = row.get("dose_mg"), row.get("_min_dose_mg"), row.get("_max_dose_mg")
+    if mg is not None and ((lo is not None and mg < lo) or (hi is not None and mg > hi)):
+        problems.append(
+            f"{_shown(mg)} mg per administration outside {row.get('ingredient')}'s "
+            f"[{lo}, {hi}] mg (config/medications.csv)"
+        )
     if supply is not None and supply < 1:
         problems.append("days supply < 1")
     start, end = row.get("start_date"), row.get("end_date")
@@ -303,8 +330,9 @@ def validate(kind: str, df: pl.DataFrame, as_of: dt.datetime) -> list[Reject]:
             plausible_ranges(), on=["analyte", "unit"], how="left", maintain_order="left"
         )
     if kind == "medication":
-        limits = load_med_rules()
-        frame = frame.with_columns(pl.lit(limits.max_dispense_days).alias("_max_dispense_days"))
+        frame = frame.join(
+            dose_ranges(), on="rxnorm_code", how="left", maintain_order="left"
+        ).with_columns(pl.lit(load_med_rules().max_dispense_days).alias("_max_dispense_days"))
     try:
         RULES[kind].validate(frame, lazy=True)
         return []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from schemas.staging import StgMedication, columns_of
 from transforms import redact, textio
 from transforms.catalog import CONFIG_DIR, unit_key
 from transforms.records import (
+    IMPLAUSIBLE_VALUE,
     MISSING_PATIENT_ID,
     UNKNOWN_UNIT,
     UNPARSEABLE_VALUE,
@@ -59,6 +61,8 @@ class Product:
     strength_mg: float | None
     strength_per: str | None  # 'tablet', 'mL'
     form: str | None
+    min_dose_mg: float | None = None  # plausible dose per administration (schemas/validate.py)
+    max_dose_mg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ def load_med_rules(config_dir: str | None = None) -> MedRules:
             float(r["strength_mg"]) if r["strength_mg"] else None,
             r["strength_per"] or None,
             r["form"] or None,
+            float(r["min_dose_mg"]) if r.get("min_dose_mg") else None,
+            float(r["max_dose_mg"]) if r.get("max_dose_mg") else None,
         )
         for r in _read_csv(base / MEDICATIONS_CSV.name)
     }
@@ -182,7 +188,7 @@ def _optional_number(cell: str, what: str) -> float | None:
     if textio.is_na(cell, NA_VALUES):
         return None
     num = textio.parse_number(cell)
-    if num is None or num.comparator or num.unit:
+    if num is None or num.comparator or num.unit or not math.isfinite(num.value):
         raise textio.RowError(UNPARSEABLE_VALUE, f"{what} {redact.shape(cell)} is not a number")
     return num.value
 
@@ -220,10 +226,17 @@ def _period(
     supply = None
     if not textio.is_na(supply_cell, NA_VALUES):
         supply = textio.parse_int(supply_cell)
-        if supply is None or supply < 1:
+        if supply is None:
             raise textio.RowError(
                 UNPARSEABLE_VALUE,
                 f"days_supply {redact.shape(supply_cell)} is not a whole number ≥ 1",
+            )
+        if supply < 1:
+            # a pharmacy reversal or return (`-30`), or a placeholder (`0`): no supply
+            raise textio.RowError(
+                IMPLAUSIBLE_VALUE,
+                f"days_supply {redact.shown(supply_cell.strip())} is not positive "
+                "(a reversal or a return supplies no days)",
             )
     if end is None and supply is None:
         if placeholder and open_ended_ok:
@@ -276,6 +289,13 @@ def _med_row(
     dose_value = _optional_number(get(row, "dose_value"), "dose_value")
     dose_unit = None if textio.is_na(get(row, "dose_unit"), NA_VALUES) else get(row, "dose_unit")
     dose_mg = None if dose_value is None else rules.dose_mg(product, dose_value, dose_unit)
+    if dose_mg is not None and not math.isfinite(dose_mg):
+        # 1e308 g is a number, its mg are not: no plausibility rule can judge infinity
+        raise textio.RowError(
+            UNPARSEABLE_VALUE,
+            f"dose {redact.shape(get(row, 'dose_value'))} {redact.token(dose_unit)} in mg is not "
+            "a finite number",
+        )
     frequency = get(row, "frequency") or None
     per_day = None
     if frequency is not None and not textio.is_na(frequency, NA_VALUES):

@@ -62,7 +62,7 @@ def test_counts_and_rejects(meds):
         ("line 10", "unknown_unit"),  # anastrozole in 'spoon'
         ("line 12", "unparseable_value"),  # 2023/01/01
         ("line 13", "unparseable_value"),  # end before start
-        ("line 14", "unparseable_value"),  # days_supply 0
+        ("line 14", "implausible_value"),  # days_supply 0: no supply
         ("line 15", "unparseable_value"),  # dose 'one'
         ("line 17", "unparseable_value"),  # record_type 'refill'
     ]

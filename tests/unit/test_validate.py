@@ -290,3 +290,54 @@ def test_a_dispense_covering_more_days_than_one_fill_can_is_implausible():
         ("line 5", "implausible_value"),
     ]
     assert "covers 401 days" in got[0].reason and "400" in got[0].reason
+
+
+def test_pharmacy_reversals_and_impossible_doses_are_put_aside():
+    # finding: quantity -30 (a reversal) loaded as a dispense; 1 g of anastrozole (1 mg
+    # tablets; plausible 0.125 … 10 mg per administration, config/medications.csv) was
+    # accepted; 1e308 g became dose_mg = inf
+    from transforms.meds import parse_meds_csv
+
+    rows = [
+        "P1,N,dispense,199224,anastrozole,1,mg,daily,2022-01-01,,30,-30",  # 2 reversal
+        "P2,N,dispense,199224,anastrozole,1,g,daily,2022-01-01,,30,30",  # 3 1000 mg
+        "P3,N,dispense,199224,anastrozole,1e308,g,daily,2022-01-01,,30,30",  # 4 inf mg
+        "P4,N,dispense,199224,anastrozole,1,mg,daily,2022-01-01,,-30,30",  # 5 reversal
+        "P5,N,dispense,199224,anastrozole,1,mg,daily,2022-01-01,,0,30",  # 6
+        "P6,N,dispense,199224,anastrozole,0,mg,daily,2022-01-01,,30,0",  # 7 zero quantity
+        "P7,N,dispense,199224,anastrozole,0.125,mg,daily,2022-01-01,,30,30",  # 8 lowest
+        "P8,N,dispense,151124,anastrozole,10,tablet,daily,2022-01-01,,30,300",  # 9 10 mg
+        "P9,N,dispense,199224,anastrozole,0.1,mg,daily,2022-01-01,,30,30",  # 10 below
+        "P10,N,dispense,835840,testosterone,1,mL,weekly,2022-01-01,,28,4",  # 11 200 mg
+        "P11,N,dispense,835840,testosterone,5,mL,weekly,2022-01-01,,28,4",  # 12 1000 mg
+        "P12,N,dispense,999999,vitamin D,1,g,daily,2022-01-01,,30,30",  # 13 no range
+        "P13,N,dispense,199224,anastrozole,1,mg,daily,2022-01-01,,30,19580312",  # 14
+    ]
+    header = (
+        "patient_id,patient_id_system,record_type,rxnorm_code,drug_name,dose_value,dose_unit,"
+        "frequency,start_date,end_date,days_supply,quantity"
+    )
+    parsed = parse_meds_csv(
+        "\n".join([header, *rows]).encode(), file_sha256="f", pseudonymize=lambda n, i: i
+    )
+    rejects = parsed.rejects + validate("medication", parsed.rows, AS_OF)
+    got = {r.position: (r.check_name, r.reason) for r in rejects}
+    assert {p: c for p, (c, _) in got.items()} == {
+        "line 2": "implausible_value",
+        "line 3": "implausible_value",
+        "line 4": "unparseable_value",
+        "line 5": "implausible_value",
+        "line 6": "implausible_value",
+        "line 7": "implausible_value",
+        "line 10": "implausible_value",
+        "line 12": "implausible_value",
+    }
+    assert "quantity -30.0 ≤ 0" in got["line 2"][1]
+    assert "1000.0 mg per administration outside anastrozole's [0.125, 10.0] mg" in got["line 3"][1]
+    assert "not a finite number" in got["line 4"][1]
+    assert "days_supply -30 is not positive" in got["line 5"][1]
+    assert "0.1 mg per administration outside" in got["line 10"][1]
+    assert "1000.0 mg per administration outside testosterone's" in got["line 12"][1]
+    # the patient ids (P1 …) and an identifier-like quantity are never quoted
+    text = " ".join(f"{r.reason} {r.excerpt}" for r in rejects)
+    assert "19580312" not in text and "P1" not in text
