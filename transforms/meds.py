@@ -97,11 +97,12 @@ class MedRules:
             for pattern, per_day in self.frequencies
             for m in _inside(pattern).finditer(text)
         ]
-        chosen: list[tuple[int, int, int, float | None]] = []
-        for match in sorted(found, key=lambda f: (-f[0], f[1])):
-            if not any(match[1] < c[2] and c[1] < match[2] for c in chosen):
-                chosen.append(match)
-        values = {c[3] for c in chosen}
+        taken = bytearray(len(text))  # characters of a longer match already chosen
+        values = set()
+        for _, start, end, value in sorted(found, key=lambda f: (-f[0], f[1])):
+            if not any(taken[start:end]):
+                taken[start:end] = b"\x01" * (end - start)
+                values.add(value)
         return values.pop() if len(values) == 1 else None
 
     def dose_mg(self, product: Product | None, value: float, unit: str | None) -> float | None:
