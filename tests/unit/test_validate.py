@@ -236,19 +236,11 @@ def test_null_date_placeholders_and_dates_before_birth_are_implausible():
         ("line 3", "implausible_date"),
     ]
 
-    meds = pl.DataFrame(
-        {
-            "file_sha256": ["f"] * 2,
-            "position": ["line 2", "line 3"],
-            "source_system": ["meds"] * 2,
-            "patient_key": ["pk"] * 2,
-            "ingredient": ["anastrozole"] * 2,
-            "dose_value": [1.0] * 2,
-            "dose_unit": ["mg"] * 2,
-            "start_date": [dt.date(1900, 1, 1), dt.date(2020, 1, 1)],
-        }
+    df = _meds(
+        dose_value=[1.0] * 2,
+        dose_unit=["mg"] * 2,
+        start_date=[dt.date(1900, 1, 1), dt.date(2020, 1, 1)],
     )
-    df = pl.concat([empty_frame(StgMedication), meds], how="diagonal_relaxed")
     assert [(r.position, r.check_name) for r in validate("medication", df, AS_OF)] == [
         ("line 2", "implausible_date"),
     ]
