@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import duckdb
@@ -263,7 +264,9 @@ def test_csv_rows_of_one_accession_and_code_in_one_file_are_versions(home, tmp_p
     assert _current_e2(home) == current
 
 
-def test_a_file_sent_again_under_its_name_with_the_same_message_time_wins(home, tmp_path):
+def test_a_file_sent_again_under_its_name_with_the_same_message_time_wins(
+    home, tmp_path, monkeypatch
+):
     # the sender fixes a value and re-sends the file under the same name, MSH-7 unchanged: of
     # two versions with equal message time and status, the later arrival is current (the
     # two contents are chosen so that the content hash would pick the first)
@@ -271,7 +274,11 @@ def test_a_file_sent_again_under_its_name_with_the_same_message_time_wins(home, 
     later = min(versions, key=lambda t: hashlib.sha256(t.encode()).hexdigest())
     earlier = next(v for v in versions if v is not later)
     landing = tmp_path / "landing"
+    # received times are kept to the second: the two deliveries are a minute apart
+    clock = [dt.datetime(2023, 1, 8, 9, 0)]
+    monkeypatch.setattr(steps, "now", lambda: clock[0])
     _deliver(home, landing, "1_final.hl7", earlier, "r1")
+    clock[0] += dt.timedelta(minutes=1)
     _deliver(home, landing, "1_final.hl7", later, "r2")
     expected = 19.5 if "|19.5|" in later else 18.0
     assert _state(home)[0] == [(expected, "F", True, 2)]
