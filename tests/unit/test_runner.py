@@ -72,5 +72,7 @@ def test_a_bad_run_config_override_is_named_as_such():
 
     with pytest.raises(ValueError, match=r"max_gap_days.*run-config overrides: \['max_gap_days'\]"):
         params.feature_params({"max_gap_days": -5})
-    with pytest.raises(ValueError, match=r"censored_fraction must be in \[0, 1\] \(got 7.0\) \(run-config"):
+    with pytest.raises(
+        ValueError, match=r"censored_fraction must be in \[0, 1\] \(got 7.0\) \(run-config"
+    ):
         params.feature_params({"censored_fraction": 7})
