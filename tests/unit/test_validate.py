@@ -49,19 +49,23 @@ def test_unknown_analyte_has_no_range_and_passes():
     assert validate("lab_result", df, AS_OF) == []
 
 
-def test_dexa_bmd_range():
-    rows = pl.DataFrame(
-        {
-            "file_sha256": ["f"] * 2,
-            "position": ["line 2", "line 3"],
-            "source_system": ["h"] * 2,
-            "patient_key": ["pk"] * 2,
-            "site": ["total_hip"] * 2,
-            "bmd_g_cm2": [1.02, 9.9],
-            "scan_date": [dt.date(2020, 1, 1)] * 2,
-        }
+def _scans(**columns):
+    """Staged total-hip rows from line 2 on, with ``columns`` (lists of one length)."""
+    n = len(next(iter(columns.values())))
+    base = {
+        "file_sha256": ["f"] * n,
+        "position": [f"line {i + 2}" for i in range(n)],
+        "source_system": ["h"] * n,
+        "patient_key": ["pk"] * n,
+        "site": ["total_hip"] * n,
+    }
+    return pl.concat(
+        [empty_frame(StgDexaScan), pl.DataFrame({**base, **columns})], how="diagonal_relaxed"
     )
-    df = pl.concat([empty_frame(StgDexaScan), rows], how="diagonal_relaxed")
+
+
+def test_dexa_bmd_range():
+    df = _scans(bmd_g_cm2=[1.02, 9.9], scan_date=[dt.date(2020, 1, 1)] * 2)
     rejects = validate("dexa_scan", df, AS_OF)
     assert [(r.position, r.check_name) for r in rejects] == [("line 3", "implausible_value")]
     # the excerpt names the measures the row has (no "T None Z None")
@@ -218,19 +222,11 @@ def test_null_date_placeholders_and_dates_before_birth_are_implausible():
     assert "1900-01-01" in rejects[0].reason and "before 1950-01-01" in rejects[0].reason
     assert "birth year" in rejects[1].reason and "1960" not in rejects[1].reason
 
-    scans = pl.DataFrame(
-        {
-            "file_sha256": ["f"] * 2,
-            "position": ["line 2", "line 3"],
-            "source_system": ["h"] * 2,
-            "patient_key": ["pk"] * 2,
-            "site": ["total_hip"] * 2,
-            "bmd_g_cm2": [1.02, 1.02],
-            "scan_date": [dt.date(1899, 12, 30), dt.date(2001, 1, 1)],
-            "birth_year": [1950, 2002],
-        }
+    df = _scans(
+        bmd_g_cm2=[1.02, 1.02],
+        scan_date=[dt.date(1899, 12, 30), dt.date(2001, 1, 1)],
+        birth_year=[1950, 2002],
     )
-    df = pl.concat([empty_frame(StgDexaScan), scans], how="diagonal_relaxed")
     assert [(r.position, r.check_name) for r in validate("dexa_scan", df, AS_OF)] == [
         ("line 2", "implausible_date"),
         ("line 3", "implausible_date"),
