@@ -49,19 +49,23 @@ def test_unknown_analyte_has_no_range_and_passes():
     assert validate("lab_result", df, AS_OF) == []
 
 
-def _scans(**columns):
-    """Staged total-hip rows from line 2 on, with ``columns`` (lists of one length)."""
+def _staged(model, defaults: dict, **columns):
+    """Staged rows of ``model`` from line 2 on: ``columns`` (lists of one length) over
+    ``defaults`` (one value for every row)."""
     n = len(next(iter(columns.values())))
     base = {
         "file_sha256": ["f"] * n,
         "position": [f"line {i + 2}" for i in range(n)],
-        "source_system": ["h"] * n,
         "patient_key": ["pk"] * n,
-        "site": ["total_hip"] * n,
+        **{name: [value] * n for name, value in defaults.items()},
     }
     return pl.concat(
-        [empty_frame(StgDexaScan), pl.DataFrame({**base, **columns})], how="diagonal_relaxed"
+        [empty_frame(model), pl.DataFrame({**base, **columns})], how="diagonal_relaxed"
     )
+
+
+def _scans(**columns):
+    return _staged(StgDexaScan, {"source_system": "h", "site": "total_hip"}, **columns)
 
 
 def test_dexa_bmd_range():
@@ -243,18 +247,8 @@ def test_null_date_placeholders_and_dates_before_birth_are_implausible():
 
 
 def _meds(**columns):
-    n = len(next(iter(columns.values())))
-    base = {
-        "file_sha256": ["f"] * n,
-        "position": [f"line {i + 2}" for i in range(n)],
-        "source_system": ["meds"] * n,
-        "patient_key": ["pk"] * n,
-        "ingredient": ["anastrozole"] * n,
-        "frequency_is_unread": [False] * n,
-    }
-    return pl.concat(
-        [empty_frame(StgMedication), pl.DataFrame({**base, **columns})], how="diagonal_relaxed"
-    )
+    defaults = {"source_system": "meds", "ingredient": "anastrozole", "frequency_is_unread": False}
+    return _staged(StgMedication, defaults, **columns)
 
 
 def test_a_dispense_covering_more_days_than_one_fill_can_is_implausible():
