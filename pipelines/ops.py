@@ -143,8 +143,11 @@ def run_reprocess(
     if instance is None:
         os.environ["DAGSTER_HOME"] = str(ensure_instance(home))
         instance = dg.DagsterInstance.get()
+    run_config = reprocess_run_config(file_sha256=file_sha256, day=day, features=features)
+    # as `labwh run`: steps' own messages, not Dagster's DEBUG events (those stay in the UI)
+    run_config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
     return reprocess_job.execute_in_process(
-        run_config=reprocess_run_config(file_sha256=file_sha256, day=day, features=features),
+        run_config=run_config,
         instance=instance,
         resources={"warehouse": WarehouseResource(home=str(home.root))},
         raise_on_error=False,

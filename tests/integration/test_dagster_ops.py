@@ -427,13 +427,16 @@ def test_reprocess_selection_errors(home):
         reprocess.reprocess(home, "r1", file_sha256="0" * 64)
 
 
-def test_reprocess_job_from_dagster_records_materializations(home, resources, tmp_path):
+def test_reprocess_job_from_dagster_records_materializations(home, resources, tmp_path, capfd):
     write(home.landing / "meds" / "a.csv", MEDS_HEADER + meds_row("P1", "2023-01-01"))
     _load_all(home, "r1")
     content = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    capfd.readouterr()
     with dg.instance_for_test() as instance:
         result = run_reprocess(home, file_sha256=sha(content), instance=instance)
         assert result.success
+        # the console shows the steps' messages, not Dagster's DEBUG events (as `labwh run`)
+        assert " - DEBUG - " not in capfd.readouterr().err
         keys = {
             m.asset_key.to_user_string()
             for m in result.asset_materializations_for_node("reprocess_files")
