@@ -16,6 +16,7 @@ from pathlib import Path
 
 from transforms.csvsafe import safe_row
 from transforms.landing import FEEDS
+from transforms.records import QUARANTINE_CHECKS
 from warehouse.home import Home
 
 EPILOG = "Home folder: --home, else $LABWH_HOME, else ./data."
@@ -620,8 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("action", choices=["list", "show", "release"])
     q.add_argument("id", nargs="?", type=int, help="quarantine id (show; release)")
     q.add_argument("--ids", type=int, nargs="*", help="quarantine ids to release")
-    q.add_argument("--feed", help="only this feed")
-    q.add_argument("--check", help="only this check_name (e.g. unknown_unit)")
+    q.add_argument("--feed", choices=FEEDS, help="only this feed")
+    q.add_argument(
+        "--check",
+        choices=sorted(QUARANTINE_CHECKS),
+        metavar="CHECK",
+        help="only this check_name: " + ", ".join(sorted(QUARANTINE_CHECKS)),
+    )
     q.add_argument("--all", action="store_true", help="list: include released records")
     q.add_argument("--home", help="warehouse home folder")
     q.set_defaults(func=cmd_quarantine)

@@ -14,8 +14,7 @@ import polars as pl
 
 from schemas.core import optional, same_as
 from schemas.staging import StgLabResult
-from schemas.validate import SCHEMA_VIOLATION
-from transforms.records import CHECK_NAMES
+from transforms.records import QUARANTINE_CHECKS
 
 FEEDS = ["hl7", "lab_csv", "dexa", "meds"]
 FILE_STATUSES = ["received", "parsed", "failed"]
@@ -105,7 +104,7 @@ class QualityQuarantine(_Bookkeeping):
     feed: str = _feed()
     source: str = optional("Lab source or DXA vendor; NULL otherwise.")
     check_name: str = pa.Field(
-        isin=sorted({*CHECK_NAMES, SCHEMA_VIOLATION}),
+        isin=sorted(QUARANTINE_CHECKS),
         description="The check that failed (docs/feeds.md, docs/quality.md).",
     )
     reason: str = pa.Field(description="Readable reason, without identifiers.")

@@ -25,11 +25,10 @@ from transforms.records import (
     FUTURE_DATE,
     IMPLAUSIBLE_DATE,
     IMPLAUSIBLE_VALUE,
+    SCHEMA_VIOLATION,
     UNPARSEABLE_VALUE,
     Reject,
 )
-
-SCHEMA_VIOLATION = "schema_violation"
 
 # BMD, g/cm²: the three sites features and OMOP read are held to a human range (a unit
 # slip, a zero or a T-score in the BMD cell stops there); any other region (Ward's triangle,

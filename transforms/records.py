@@ -40,6 +40,11 @@ CHECK_NAMES = (
     UNSUPPORTED_FILE,
 )
 
+# a staged column that broke its Pandera contract (schemas/validate.py)
+SCHEMA_VIOLATION = "schema_violation"
+# every check_name quality.quarantine can hold
+QUARANTINE_CHECKS = (*CHECK_NAMES, SCHEMA_VIOLATION)
+
 # (namespace, identifier) -> pseudonymous key
 Pseudonymizer = Callable[[str, str], str]
 

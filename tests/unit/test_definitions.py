@@ -1,5 +1,7 @@
 """The Dagster definitions load and show every layer of the contract."""
 
+import pytest
+
 
 def test_definitions_load_with_every_layer():
     from pipelines.definitions import defs
@@ -114,6 +116,15 @@ def test_sql_error_and_unknown_quarantine_record_are_messages(home, capsys):
         assert "no open quarantine record 99999" in capsys.readouterr().err
     assert main(["quarantine", "list", "12"]) == 2
     assert "takes no id" in capsys.readouterr().err
+    # a check or feed name that does not exist is an error naming the ones that do, not an
+    # empty list
+    for argv, says in (
+        (["--check", "unknown_units"], "unknown_unit"),
+        (["--feed", "csv"], "lab_csv"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(["quarantine", "list", *argv])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
     # a reprocess selection that cannot work is one line and exit 2, before any job starts
     for argv, says in (
         (["--day", "yesterday"], "is not a date (YYYY-MM-DD)"),
