@@ -620,7 +620,18 @@ def test_fraction_table_uses_overall_window(built):
     for thr in THRESHOLDS:
         row = t[f"< {thr:g} pg/mL"]
         for g, label in (("ai", "AI"), ("no_ai", "NoAI")):
-            check_mean_sd(row[f"{label}: mean ± SD"], [p.frac[thr] for p in group(built, g)], 3)
+            fractions = [p.frac[thr] for p in group(built, g)]
+            check_mean_sd(row[f"{label}: mean ± SD"], fractions, 3)
+            # the median and quartiles by hand: sorted values, linear between order statistics
+            v = sorted(fractions)
+
+            def at(q, v=v):
+                pos = q * (len(v) - 1)
+                lo = int(pos)
+                return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (pos - lo)
+
+            expected = f"{at(0.5):.3f} [{at(0.25):.3f} to {at(0.75):.3f}]"
+            assert row[f"{label}: median [IQR]"] == expected.replace("-0.000", "0.000")
 
 
 def test_figures_written_and_embedded(built):

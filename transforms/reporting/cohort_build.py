@@ -69,7 +69,7 @@ def _figures(
     out = [
         Figure(
             f"{comp.name}__time_below",
-            "Distribution of the fraction of follow-up with E2 below each threshold, by group.",
+            "Distribution of the fraction of interpolated days with E2 below each threshold, by group.",
             figs.fraction_histograms(fractions, thresholds, comp.title, cells.min_cell),
         ),
         Figure(

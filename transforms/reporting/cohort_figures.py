@@ -89,7 +89,7 @@ def fraction_histograms(
             )
             drawn = True
         ax.set_title(f"E2 < {thr:g} pg/mL", fontsize=10)
-        ax.set_xlabel("fraction of follow-up below")
+        ax.set_xlabel("fraction of interpolated days below")
         ax.set_ylabel("patients")
         ax.set_xticks(edges)
         if drawn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transforms.reporting.cohort_stats import Summary
+from transforms.reporting.cohort_stats import Quartiles, Summary
 
 SUPPRESSED = "—"
 MISSING = ""
@@ -59,6 +59,13 @@ class Cells:
         if s.sd is None:
             return self.num(s.mean, decimals)
         return f"{self.num(s.mean, decimals)} ± {self.num(s.sd, decimals)}"
+
+    def median_iqr(self, q: Quartiles, decimals: int) -> str:
+        if not self.shown(q.n):
+            return SUPPRESSED
+        if q.median is None:
+            return MISSING
+        return f"{self.num(q.median, decimals)} [{self.num(q.q1, decimals)} to {self.num(q.q3, decimals)}]"
 
     def value(self, x: float | None, n: int, decimals: int) -> str:
         """A statistic computed on ``n`` patients."""

@@ -47,6 +47,24 @@ def describe(values: Iterable[float]) -> Summary:
     return Summary(n, mean, sd, mean - half, mean + half)
 
 
+@dataclass(frozen=True)
+class Quartiles:
+    n: int
+    q1: float | None
+    median: float | None
+    q3: float | None
+
+
+def quartiles(values: Iterable[float]) -> Quartiles:
+    """n, first quartile, median and third quartile (linear interpolation between order
+    statistics, numpy's and pandas' default); NaN/None ignored."""
+    a = _clean(values)
+    if a.size == 0:
+        return Quartiles(0, None, None, None)
+    q1, median, q3 = (float(q) for q in np.percentile(a, [25, 50, 75]))
+    return Quartiles(int(a.size), q1, median, q3)
+
+
 def welch_p(a: Iterable[float], b: Iterable[float]) -> float | None:
     """Two-sided Welch t-test p-value; None when a group has fewer than 2 values."""
     x, y = _clean(a), _clean(b)

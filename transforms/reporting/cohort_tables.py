@@ -26,6 +26,7 @@ from transforms.reporting.cohort_stats import (
     first_values,
     ols_fit,
     one_year_pairs,
+    quartiles,
     welch_p,
 )
 
@@ -180,20 +181,33 @@ def attrition_table(comp: Comparison, selections: dict[str, Selection], cells: C
     return t
 
 
-def _summary_cells(values: np.ndarray, decimals: int, cells: Cells) -> list[str]:
+def _summary_cells(
+    values: np.ndarray, decimals: int, cells: Cells, with_quartiles: bool = False
+) -> list[str]:
     s = describe(values)
-    return [cells.count(s.n), cells.mean_sd(s, decimals)]
+    out = [cells.count(s.n), cells.mean_sd(s, decimals)]
+    if with_quartiles:
+        out.append(cells.median_iqr(quartiles(values), decimals))
+    return out
 
 
 def _summary_table(
-    key: str, title: str, first: str, groups: Sequence[Group], measures, cells: Cells
+    key: str,
+    title: str,
+    first: str,
+    groups: Sequence[Group],
+    measures,
+    cells: Cells,
+    with_quartiles: bool = False,
 ) -> Table:
-    """One row per (label, decimals, per-patient Series): n and mean ± SD per group."""
-    t = Table(key, title, [first, *_group_columns(groups, "n", "mean ± SD")])
+    """One row per (label, decimals, per-patient Series): n and mean ± SD per group (and the
+    median [IQR], for measures a mean describes badly)."""
+    columns = ("n", "mean ± SD", "median [IQR]") if with_quartiles else ("n", "mean ± SD")
+    t = Table(key, title, [first, *_group_columns(groups, *columns)])
     for label, decimals, series in measures:
         row = [label]
         for g in groups:
-            row += _summary_cells(values_in(series, g.keys), decimals, cells)
+            row += _summary_cells(values_in(series, g.keys), decimals, cells, with_quartiles)
         t.rows.append(row)
     return t
 
@@ -203,7 +217,8 @@ def baseline_table(
 ) -> Table:
     t = _summary_table(
         f"{comp.name}-baseline",
-        "Baseline characteristics (first value of each measure), mean ± SD",
+        "Baseline characteristics (first value of each measure, which may fall during "
+        "treatment: not a pre-treatment baseline), mean ± SD",
         "Characteristic",
         groups,
         baseline_measures(cfg, data),
@@ -220,14 +235,24 @@ def fraction_table(
         (f"< {thr:g} pg/mL", FRACTION_DECIMALS, fraction_series(data, thr))
         for thr in thresholds_of(data)
     )
-    return _summary_table(
+    t = _summary_table(
         f"{comp.name}-time-below",
-        "Fraction of follow-up with E2 below each threshold (overall window), mean ± SD",
+        "Fraction of interpolated days with E2 below each threshold (overall window): "
+        "mean ± SD and median [IQR]",
         "Threshold",
         groups,
         measures,
         cells,
+        with_quartiles=True,
     )
+    t.notes.append(
+        "fraction_below = below_days / interpolated_days: gap days (intervals longer than "
+        "max_gap_days) and indeterminate days (next to a '<L' result with L above the "
+        "threshold) are in neither, so the fraction is not a share of all follow-up. Patients "
+        "with no interpolated day have no fraction. Fractions pile up at 0 and 1: read the "
+        "median [IQR] beside the mean."
+    )
+    return t
 
 
 def slope_table(
@@ -306,7 +331,7 @@ def change_table(
     s = cfg.settings
     t = Table(
         f"{comp.name}-change",
-        "1-year change (layout of Burnett-Bowie 2009), mean ± SD",
+        "1-year change (observational; table layout of Burnett-Bowie 2009), mean ± SD",
         [
             "Measure",
             *_group_columns(groups, "n", "baseline", "1 year", "change"),
