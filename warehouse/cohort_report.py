@@ -60,8 +60,9 @@ def _connect(home: Home) -> tuple[duckdb.DuckDBPyConnection, str]:
 def _provenance(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """The data date and the feature parameters of the snapshot, for the report's header."""
     dates = run_query(con, "data_through", {}).iloc[0]
+    # to the month: the last day with data is one patient's event date
     through = ", ".join(
-        f"{what} {value:%Y-%m-%d}"
+        f"{what} {value:%Y-%m}"
         for what, value in (("labs", dates["last_lab_date"]), ("DXA", dates["last_scan_date"]))
         if not pd.isna(value)
     )

@@ -389,4 +389,6 @@ def test_header_says_what_the_report_was_built_from(pipeline):
         ).fetchone()
     finally:
         con.close()
-    assert f"Data through: labs {last_lab:%Y-%m-%d}, DXA {last_scan:%Y-%m-%d}" in meta
+    # to the month: the last day is one patient's event date
+    assert f"Data through: labs {last_lab:%Y-%m}, DXA {last_scan:%Y-%m}" in meta
+    assert f"{last_lab:%Y-%m-%d}" not in meta and f"{last_scan:%Y-%m-%d}" not in meta
