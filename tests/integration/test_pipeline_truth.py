@@ -169,8 +169,12 @@ def test_bmd_trend_equals_truth(pipeline):
     for t in truth:
         g = got[(pk(NAMESPACE, t["mrn"]), t["site"])]
         assert g["n_scans"] == int(t["n_scans"])
-        assert str(g["uses_sbmd"]).lower() == t["uses_sbmd"].lower()
-        for c in ["slope_g_cm2_per_year", "change_g_cm2", "first_bmd_g_cm2", "span_years"]:
+        for c in ["uses_sbmd", "sbmd_is_approximate", "exceeds_lsc"]:
+            shown = None if g[c] is None else str(g[c]).lower()
+            assert shown == (t[c].lower() or None), c
+        assert g["n_manufacturers"] == int(t["n_manufacturers"])
+        for c in ["slope_g_cm2_per_year", "slope_se_g_cm2_per_year", "slope_pct_per_year",
+                  "change_g_cm2", "first_bmd_g_cm2", "last_bmd_g_cm2", "span_years", "lsc_g_cm2"]:  # fmt: skip
             tv = _num(t[c])
             if tv is None:
                 assert g[c] is None, c

@@ -182,6 +182,21 @@ def test_bmd_two_scans_and_short_span():
     assert r["reason"] == "fewer_than_2_scans" and r["change_g_cm2"] is None
 
 
+def test_a_change_equal_to_the_lsc_does_not_exceed_it():
+    # 0.930 → 0.900 is 0.030000000000000027 in binary floating point: not beyond the spine's
+    # LSC of 0.030 (docs/features.md: 1e-9 g/cm² of rounding is not beyond it); 0.031 is
+    assert abs(0.900 - 0.930) > 0.030  # the rounding the rule is about
+    tie = [
+        scan(D(2019, 1, 1), "lumbar_spine", 0.930),
+        scan(D(2020, 6, 1), "lumbar_spine", 0.900),
+    ]
+    (r,) = bmd_trend(tie, lsc_g_cm2=LSC, min_span_years=1.0)
+    assert r["exceeds_lsc"] is False
+    tie[1] = scan(D(2020, 6, 1), "lumbar_spine", 0.899)
+    (r,) = bmd_trend(tie, lsc_g_cm2=LSC, min_span_years=1.0)
+    assert r["exceeds_lsc"] is True
+
+
 def test_bmd_hips_mean_of_sides_and_sbmd_on_vendor_change():
     scans = [
         scan(D(2019, 1, 1), "total_hip", 1.00, "Hologic", "left"),

@@ -173,6 +173,9 @@ def e2_exposure(
 
 
 # --- BMD trend per site -------------------------------------------------------------------
+LSC_ROUNDING = 1e-9  # g/cm²: a change beyond the LSC by no more than this is rounding
+
+
 def bmd_trend(
     scans: Sequence[dict], *, lsc_g_cm2: dict[str, float], min_span_years: float
 ) -> list[dict]:
@@ -219,7 +222,8 @@ def bmd_trend(
             "last_bmd_g_cm2": ys[-1],
             "change_g_cm2": ys[-1] - ys[0] if n >= 2 else None,
             "lsc_g_cm2": lsc,
-            "exceeds_lsc": abs(ys[-1] - ys[0]) > lsc if n >= 2 else None,
+            # beyond the LSC by more than the subtraction's rounding (docs/features.md)
+            "exceeds_lsc": abs(ys[-1] - ys[0]) - lsc > LSC_ROUNDING if n >= 2 else None,
             "slope_g_cm2_per_year": None,
             "slope_se_g_cm2_per_year": None,
             "slope_pct_per_year": None,
