@@ -300,6 +300,24 @@ def test_rxnorm_code_written_as_a_float_by_a_spreadsheet(cell, ingredient):
     assert result.rows["ingredient"].to_list() == [ingredient]
 
 
+@pytest.mark.parametrize(
+    ("drug", "dose", "unit", "mg"),
+    [
+        ("199224", "1", "tab(s)", 1.0),  # one 1 mg tablet
+        ("199224", "0.5", "Tab(s)", 0.5),
+        ("199224", "1", "milligrams", 1.0),
+        ("835840", "0.5", "cc", 100.0),  # 0.5 cc = 0.5 mL × 200 mg/mL
+        ("835840", "1", "CC", 200.0),
+    ],
+)
+def test_dose_units_pharmacy_systems_write(drug, dose, unit, mg):
+    result = _one_file(
+        f"MRN001,NORTH_CLINIC,dispense,{drug},x,{dose},{unit},daily,2023-01-01,,30,30"
+    )
+    assert result.rejects == []
+    assert result.rows["dose_mg"].to_list() == [mg]
+
+
 # --- open-ended placeholders (9999-12-31, 2099-12-31, any year ≥ 2100) -----------------------
 
 
