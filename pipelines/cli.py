@@ -468,7 +468,7 @@ def cmd_status(args) -> int:
     print(f"analyst snapshot:    {home.published} ({published})")
     if st.busy:
         print(f"\nwarehouse busy: {st.busy}")
-        print("showing the published snapshot instead: the run in progress is not in it")
+        print("showing the published snapshot instead: what the holder is writing is not in it")
     print(f"\nruns: {st.n_runs} in all; the last {len(st.runs)}, newest first")
     _print_rows(STATUS_RUN_COLUMNS, [[r[c] for c in STATUS_RUN_COLUMNS] for r in st.runs])
     held = sum(r["n_open"] for r in st.open_quarantine)
