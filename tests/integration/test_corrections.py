@@ -264,6 +264,32 @@ def test_csv_rows_of_one_accession_and_code_in_one_file_are_versions(home, tmp_p
     assert _current_e2(home) == current
 
 
+def test_csv_draws_of_one_accession_at_different_times_are_results_of_their_own(home, tmp_path):
+    # a stimulation series: one accession, one code, three draws half an hour apart; a later
+    # export corrects the second draw alone
+    times = ("2023-01-05 08:00", "2023-01-05 08:30", "2023-01-05 09:00")
+    series = "".join(
+        _north_row(v, when=t, accession="ACC9") for v, t in zip((80, 45, 20), times, strict=True)
+    )
+    landing = tmp_path / "landing"
+    _deliver_csv(home, landing, {"series.csv": NORTH_HEADER + series}, "r1")
+    assert sorted(_current_e2(home)) == [(20.0, 1), (45.0, 1), (80.0, 1)]
+    fix = _north_row(50, when=times[1], accession="ACC9", status="C")
+    _deliver_csv(home, landing, {"fix.csv": NORTH_HEADER + fix}, "r2")
+    assert sorted(_current_e2(home)) == [(20.0, 1), (50.0, 2), (80.0, 1)]
+
+
+@pytest.mark.parametrize("order", ["value first", "no result first"])
+def test_a_row_without_a_value_does_not_replace_a_value_of_the_same_status(home, tmp_path, order):
+    # `TNP` (no result) and 25.0 for one accession, code and time, both final, in one file:
+    # the value stays current, whichever line comes first
+    rows = [_north_row("25.0", accession="ACC1"), _north_row("TNP", accession="ACC1")]
+    if order == "no result first":
+        rows.reverse()
+    _deliver_csv(home, tmp_path / "landing", {"export.csv": NORTH_HEADER + "".join(rows)}, "r1")
+    assert _current_e2(home) == [(25.0, 2)]
+
+
 def test_a_file_sent_again_under_its_name_with_the_same_message_time_wins(
     home, tmp_path, monkeypatch
 ):

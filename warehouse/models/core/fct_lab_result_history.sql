@@ -46,10 +46,13 @@ keyed AS (
         *,
         -- the identity of a result across versions
         CASE
+            -- (a CSV accession also needs the collection time: one accession may hold a
+            -- series of draws of one code, and a CSV row has no message to count them in)
             WHEN filler_order_number IS NOT NULL THEN
                 concat_ws('|', feed, coalesce(sending_facility, source_system), patient_key,
                           filler_order_number, source_code, coalesce(sub_id, ''),
-                          CAST(occurrence AS VARCHAR))
+                          CAST(occurrence AS VARCHAR),
+                          CASE WHEN feed <> 'hl7' THEN CAST(collected_at AS VARCHAR) END)
             -- without OBR-3: code + collection time, and OBX-4 when sent; in an HL7 message
             -- the k-th repeat of the code (k > 1) is a result of its own, as with OBR-3
             -- (concat_ws skips NULLs, so the key of a first or only result is as it always
@@ -80,11 +83,13 @@ ordered AS (
     FROM keyed
     WINDOW w AS (
         PARTITION BY result_key
-        -- of equal message time and status, the later arrival (a file re-sent with a fixed
+        -- of equal message time and status, a version with a result over one without (a
+        -- `TNP` row beside the value), then the later arrival (a file re-sent with a fixed
         -- value, MSH-7 unchanged); without message times (CSV), versions of one run follow
         -- the landing name, then the line: positions share their prefix, so the shorter is
         -- the smaller ('line 9' before 'line 10')
-        ORDER BY coalesce(message_at, received_at), status_rank, received_at, landing_name,
+        ORDER BY coalesce(message_at, received_at), status_rank,
+                 value IS NOT NULL OR value_text IS NOT NULL, received_at, landing_name,
                  file_sha256, message_index, segment_index, length(position), position
     )
 )
