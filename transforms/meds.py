@@ -81,6 +81,8 @@ class MedRules:
         it (sig text, ``1 tab PO twice weekly``): the longest match wins over the matches it
         overlaps (``twice daily`` is not ``daily``), and separate matches must agree
         (``daily x 7 days then every other day`` is no rule: two schedules, not a guess)."""
+        if _NOT_ONE_LIST.search(text.lower()):
+            return None
         t = re.sub(r"[\s\-_]+", " ", text.strip().lower())
         # as written first (`b.i.d.` is a rule of its own), then without trailing dots (`daily.`)
         for candidate in dict.fromkeys((t, t.rstrip("."))):
@@ -120,6 +122,18 @@ class MedRules:
             f"dose unit {redact.token(unit)!r} has no conversion to mg for {product.ingredient}",
         )
 
+
+# a range of weekdays (`Mon-Fri`, `tue to sat`) or an exception (`daily except sun`): read
+# with the rules, the range's two ends would be two named days (2/7) and `daily` would be
+# every day, so such a text is no rule (its record loads flagged, not with a wrong dose)
+_WEEKDAY = (
+    r"(?:mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:r|rs|rsday)?|fri(?:day)?"
+    r"|sat(?:urday)?|sun(?:day)?)(?![a-z])\.?"
+)
+_NOT_ONE_LIST = re.compile(
+    rf"(?<![a-z]){_WEEKDAY}\s*(?:-|–|—|to|thru|through|until)\s*{_WEEKDAY}"
+    r"|(?<![a-z])(?:except|excluding|but not|not on)(?![a-z])"
+)
 
 _NUMBER_DIGITS = 8  # `every 99999999 days` and longer runs are no schedule
 

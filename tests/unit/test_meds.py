@@ -379,6 +379,14 @@ def test_an_open_ended_order_loads_without_an_end_but_a_dispense_needs_one():
         "forbidden",
         # the 2 of 1.2 is not a count
         "1.2x/week",
+        # a range of weekdays or an exception is no list of named days: not a guess either
+        "1 tab Mon-Fri",
+        "tue - sat",
+        "Mon–Thu",
+        "mon to fri",
+        "Monday through Friday",
+        "daily except sun",
+        "1 tab daily except weekends",
     ],
 )
 def test_sig_text_without_one_schedule_reads_as_no_rule(text):
