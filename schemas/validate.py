@@ -73,9 +73,14 @@ def _plausible_date(day: pl.Expr, birth_year: pl.Expr | None = None) -> pl.Expr:
 
 
 def _date_reason(column: str, day) -> str:
+    """The year only: a date this early may be a birth date typed into the wrong column."""
+    year = day.year if day is not None else None
     if day is not None and day < EARLIEST_DATE:
-        return f"{column} {day} is before {EARLIEST_DATE} (a null-date placeholder?)"
-    return f"{column} {day} is in a year before the patient's birth year"
+        return f"{column} in {year} is before {EARLIEST_DATE} (a null-date placeholder?)"
+    return (
+        f"{column} in {year} is before the birth year this record gives "
+        "(a wrong date, or a wrong birth date on the record)"
+    )
 
 
 class LabResultRules(StgLabResult):

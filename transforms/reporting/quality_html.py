@@ -47,7 +47,7 @@ CHECK_MEANINGS = {
     "unparseable_value": "A value or date cell that no rule reads.",
     "implausible_value": "Canonical value outside config/plausible_ranges.csv (or BMD/T/Z range).",
     "future_date": "Collection / scan / start date after the run date.",
-    "implausible_date": "Collection / scan / start date before 1950 or before the birth year.",
+    "implausible_date": "Collection / scan / start date before 1950, or (labs, DXA) before the record's birth year.",
     "duplicate_file": "Identical bytes already received under another name.",
     "unreadable_file": "The whole file could not be staged (parser or validation error).",
     "file_too_large": "A non-streaming file above the size limit; split the export.",
