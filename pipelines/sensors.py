@@ -203,12 +203,15 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
             return dg.SkipReason(f"no new {feed} files")
         shas = [sha for _, sha, _ in files]
         keys = [key for _, _, key in files]
-        attempt = max(cursor.attempts.get(k, 0) for k in keys) + 1
+        # each content counts its own runs (a new file batched with a retried one starts at
+        # 1); the batch's run key carries the highest
+        for k in keys:
+            cursor.attempts[k] = cursor.attempts.get(k, 0) + 1
+        attempt = max(cursor.attempts[k] for k in keys)
         # a misplaced file's run has its own key: the right folder's is another
         key = run_key(feed, [sha + k[SEEN_PREFIX:] for _, sha, k in files], attempt)
         cursor.seen.update(keys)
         cursor.pending[key] = keys
-        cursor.attempts.update({k: attempt for k in keys})
         retry = f" (attempt {attempt})" if attempt > 1 else ""
         context.log.info(
             f"{len(files)} new {feed} file(s){retry}: " + ", ".join(s[:12] for s in shas)

@@ -165,6 +165,51 @@ def test_a_content_whose_run_failed_is_requested_again(home, resources):
     assert isinstance(tick(done.cursor), dg.SkipReason)
 
 
+def test_each_content_counts_its_own_failed_runs(home, resources):
+    # content A fails once; B arrives and is batched with A's retry; that run fails too: A
+    # has had 2 runs, B 1, so after a third failure A is given up and B gets its third run
+    from pipelines.definitions import defs
+    from pipelines.sensors import MAX_ATTEMPTS, load_cursor
+
+    assert MAX_ATTEMPTS == 3
+    a = MEDS_HEADER + meds_row("P1", "2023-01-01")
+    b = MEDS_HEADER + meds_row("P2", "2023-02-01")
+    instance = dg.DagsterInstance.ephemeral()
+    sensor = landing_sensor("meds")
+
+    def tick(cursor):
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as c:
+            return sensor(c)
+
+    def fail(key):  # the run starts while the landing share is away
+        away = home.root / "landing.away"
+        home.landing.rename(away)
+        tags = {"dagster/run_key": key, "dagster/sensor_name": "landing_meds"}
+        result = defs.resolve_job_def("ingest_meds").execute_in_process(
+            instance=instance, resources=resources, tags=tags, raise_on_error=False
+        )
+        away.rename(home.landing)
+        assert not result.success
+
+    write(home.landing / "meds" / "a.csv", a)
+    first = tick(None)
+    fail(first.run_requests[0].run_key)
+    write(home.landing / "meds" / "b.csv", b)
+    second = tick(first.cursor)
+    [request] = second.run_requests
+    assert request.tags["labwh/new_files"] == "2" and request.run_key.endswith("#2")
+    attempts = load_cursor(second.cursor).attempts
+    assert (attempts[sha(a)[:16]], attempts[sha(b)[:16]]) == (2, 1)
+    fail(request.run_key)
+    third = tick(second.cursor)
+    fail(third.run_requests[0].run_key)
+    fourth = tick(third.cursor)
+    [last] = fourth.run_requests
+    assert last.tags["labwh/new_files"] == "1"  # b alone: a has had its three runs
+    assert last.run_key == "meds:" + sha(b) + "#3"
+    assert sha(a)[:16] not in load_cursor(fourth.cursor).attempts
+
+
 def test_a_content_is_requested_at_most_max_attempts_times():
     from pipelines.sensors import MAX_ATTEMPTS, Cursor, settle_pending
 
