@@ -138,6 +138,7 @@ class FctLabResult(_ResultColumns):
     Grain: one row per result (result_id)."""
 
     is_corrected: bool = pa.Field(description="True when the result has more than one version.")
+    sending_facility: str = same_as(StgLabResult, "sending_facility")
 
     class Config:
         unique = ["result_id"]

@@ -41,5 +41,6 @@ SELECT
     message_control_id,
     feed,
     file_sha256,
-    position
+    position,
+    sending_facility  -- HL7 MSH-4: which lab of a sending system (results per lab)
 FROM current_versions
