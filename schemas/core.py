@@ -239,6 +239,8 @@ class FctMedication(_Table):
     start_date: dt.date = same_as(StgMedication, "start_date")
     end_date: dt.date = same_as(StgMedication, "end_date")
     days_supply: int = same_as(StgMedication, "days_supply")
+    end_date_is_derived: bool = same_as(StgMedication, "end_date_is_derived")
+    days_supply_is_derived: bool = same_as(StgMedication, "days_supply_is_derived")
     quantity: float = same_as(StgMedication, "quantity")
     source_system: str = same_as(StgMedication, "source_system")
     file_sha256: str = same_as(StgMedication, "file_sha256")

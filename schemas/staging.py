@@ -176,6 +176,12 @@ class StgMedication(_Lineage):
         nullable=True, description="End date: as sent, or start + days_supply − 1."
     )
     days_supply: int = pa.Field(nullable=True, description="Days supply as sent or derived.")
+    end_date_is_derived: bool = pa.Field(
+        description="True when end_date was not sent but derived (start + days_supply − 1)."
+    )
+    days_supply_is_derived: bool = pa.Field(
+        description="True when days_supply was not sent but derived (end − start + 1)."
+    )
     quantity: float = pa.Field(nullable=True, description="Quantity dispensed / ordered.")
 
 

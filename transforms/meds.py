@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -225,12 +225,21 @@ def _optional_date(cell: str, what: str) -> dt.date | None:
     return value
 
 
+class Period(NamedTuple):
+    start: dt.date
+    end: dt.date | None
+    days_supply: int | None
+    end_is_derived: bool  # start + days supply − 1, not sent
+    days_supply_is_derived: bool  # end − start + 1, not sent
+
+
 def _period(
     start_cell: str, end_cell: str, supply_cell: str, *, open_ended_ok: bool, open_end_from: dt.date
-) -> tuple[dt.date, dt.date | None, int | None]:
-    """(start, end, days supply). An end on or after ``open_end_from`` is a placeholder for
-    "no end" (9999-12-31): the days supply gives the end; without one, an order
-    (``open_ended_ok``) stays open-ended (end and supply None), a dispense cannot be read."""
+) -> Period:
+    """Start, end and days supply, and which of the last two were derived. An end on or after
+    ``open_end_from`` is a placeholder for "no end" (9999-12-31): the days supply gives the
+    end; without one, an order (``open_ended_ok``) stays open-ended (end and supply None), a
+    dispense cannot be read."""
     start = _optional_date(start_cell, "start_date")
     if start is None:
         raise textio.RowError(UNPARSEABLE_VALUE, "start_date is empty")
@@ -255,7 +264,7 @@ def _period(
             )
     if end is None and supply is None:
         if placeholder and open_ended_ok:
-            return start, None, None
+            return Period(start, None, None, False, False)
         raise textio.RowError(
             UNPARSEABLE_VALUE,
             f"end_date is an open-ended placeholder (on or after {open_end_from}) and "
@@ -267,13 +276,14 @@ def _period(
         raise textio.RowError(
             UNPARSEABLE_VALUE, f"days_supply {redact.shape(supply_cell)} runs past year 9999"
         )
+    end_is_derived, supply_is_derived = end is None, supply is None
     if end is None:
         end = start + dt.timedelta(days=supply - 1)
     if end < start:
         raise textio.RowError(UNPARSEABLE_VALUE, "end_date is before start_date")
     if supply is None:
         supply = (end - start).days + 1
-    return start, end, supply
+    return Period(start, end, supply, end_is_derived, supply_is_derived)
 
 
 def _med_row(
@@ -289,7 +299,7 @@ def _med_row(
         raise textio.RowError(
             UNPARSEABLE_VALUE, f"record_type {redact.shape(record_type)} is not {RECORD_TYPES}"
         )
-    start, end, supply = _period(
+    period = _period(
         get(row, "start_date"),
         get(row, "end_date"),
         get(row, "days_supply"),
@@ -332,9 +342,11 @@ def _med_row(
         "frequency": frequency,
         "doses_per_day": per_day,
         "frequency_is_unread": unread,
-        "start_date": start,
-        "end_date": end,
-        "days_supply": supply,
+        "start_date": period.start,
+        "end_date": period.end,
+        "days_supply": period.days_supply,
+        "end_date_is_derived": period.end_is_derived,
+        "days_supply_is_derived": period.days_supply_is_derived,
         "quantity": _optional_number(get(row, "quantity"), "quantity"),
     }
     return [record], Identity(key, system, pid, "MR")

@@ -84,6 +84,7 @@ MEDS_ORDER = (
     "MRN1,NORTH_CLINIC,order,199224,anastrozole,1,tablet,daily,2023-01-01,,30,30\n"
     "MRN1,NORTH_CLINIC,dispense,199224,anastrozole,1,tablet,daily,2023-01-02,,30,30\n"
     "MRN1,NORTH_CLINIC,,199224,anastrozole,1,tablet,daily,2023-01-03,,30,30\n"
+    "MRN1,NORTH_CLINIC,order,199224,anastrozole,1,tablet,daily,2023-02-01,2024-01-31,,\n"
 )
 
 
@@ -119,6 +120,19 @@ def test_dxa_values_are_measurements_and_record_types_are_drug_types(home, tmp_p
             (32817,),  # no record type: EHR
             (32825,),  # dispense: EHR dispensing record
             (32838,),  # order: EHR prescription
+            (32838,),
+        ]
+        # days supply and end date as the source specified them (CDM v5.4): a supply of 30
+        # sent, its end (Jan 1 + 30 − 1 = Jan 30) derived; an order's end sent, its 365-day
+        # "supply" derived
+        assert q(
+            "SELECT drug_exposure_start_date, drug_exposure_end_date, verbatim_end_date, "
+            "days_supply FROM omop.drug_exposure ORDER BY drug_exposure_start_date"
+        ) == [
+            (dt.date(2023, 1, 1), dt.date(2023, 1, 30), None, 30),
+            (dt.date(2023, 1, 2), dt.date(2023, 1, 31), None, 30),
+            (dt.date(2023, 1, 3), dt.date(2023, 2, 1), None, 30),
+            (dt.date(2023, 2, 1), dt.date(2024, 1, 31), dt.date(2024, 1, 31), None),
         ]
         columns = {r[0] for r in q("DESCRIBE omop.person")}
         assert {

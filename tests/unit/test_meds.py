@@ -83,6 +83,14 @@ def test_tablet_daily_with_days_supply(meds):
     assert (r["record_type"], r["quantity"], r["source_system"]) == ("dispense", 30.0, "meds")
 
 
+def test_what_was_sent_and_what_was_derived(meds):
+    # line 2 sent a days supply (its end derived), line 3 an end date (its supply derived)
+    flags = ("end_date_is_derived", "days_supply_is_derived")
+    assert tuple(row(meds, 2)[f] for f in flags) == (True, False)
+    assert tuple(row(meds, 3)[f] for f in flags) == (False, True)
+    assert tuple(row(meds, 16)[f] for f in flags) == (False, False)  # both sent
+
+
 def test_injection_ml_times_strength_and_end_date_given(meds):
     r = row(meds, 3)
     # 0.5 mL × 200 mg/mL = 100 mg every 14 days; Jan 1 – Mar 31 = 31 + 28 + 31 = 90 days

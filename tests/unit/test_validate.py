@@ -133,25 +133,11 @@ def test_excerpts_quote_catalog_names_not_free_text():
     )
     (r,) = validate("lab_result", lab, AS_OF)
     assert r.excerpt == "unmapped XYZ 5.0 pg/mL" and "Smith" not in r.reason
-    med = pl.concat(
-        [
-            empty_frame(StgMedication),
-            pl.DataFrame(
-                {
-                    "file_sha256": ["f"],
-                    "position": ["line 2"],
-                    "source_system": ["meds"],
-                    "patient_key": ["pk"],
-                    "drug_name": ["anastrozole for John Smith MRN0000042"],
-                    "ingredient": ["anastrozole"],
-                    "dose_value": [1.0],
-                    "dose_unit": ["mg"],
-                    "start_date": [dt.date(2099, 1, 1)],
-                    "frequency_is_unread": [False],
-                }
-            ),
-        ],
-        how="diagonal_relaxed",
+    med = _meds(
+        drug_name=["anastrozole for John Smith MRN0000042"],
+        dose_value=[1.0],
+        dose_unit=["mg"],
+        start_date=[dt.date(2099, 1, 1)],
     )
     (m,) = validate("medication", med, AS_OF)
     assert m.check_name == "future_date"
@@ -250,7 +236,13 @@ def test_null_date_placeholders_and_dates_before_birth_are_implausible():
 
 
 def _meds(**columns):
-    defaults = {"source_system": "meds", "ingredient": "anastrozole", "frequency_is_unread": False}
+    defaults = {
+        "source_system": "meds",
+        "ingredient": "anastrozole",
+        "frequency_is_unread": False,
+        "end_date_is_derived": False,
+        "days_supply_is_derived": False,
+    }
     return _staged(StgMedication, defaults, **columns)
 
 

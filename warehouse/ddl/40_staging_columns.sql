@@ -4,3 +4,9 @@
 -- no rule read was put aside then (docs/medications.md).
 ALTER TABLE IF EXISTS staging.stg_meds__medication
     ADD COLUMN IF NOT EXISTS frequency_is_unread BOOLEAN DEFAULT false;
+-- Rows staged before the two *_is_derived flags existed count as sent (what OMOP's
+-- drug_exposure showed then); re-staging the file sets them from its cells.
+ALTER TABLE IF EXISTS staging.stg_meds__medication
+    ADD COLUMN IF NOT EXISTS end_date_is_derived BOOLEAN DEFAULT false;
+ALTER TABLE IF EXISTS staging.stg_meds__medication
+    ADD COLUMN IF NOT EXISTS days_supply_is_derived BOOLEAN DEFAULT false;

@@ -63,6 +63,8 @@ SELECT
     start_date,
     end_date,
     days_supply,
+    end_date_is_derived,
+    days_supply_is_derived,
     quantity,
     source_system,
     file_sha256,

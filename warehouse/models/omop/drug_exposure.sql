@@ -21,7 +21,8 @@ SELECT
     CAST(m.start_date AS TIMESTAMP) AS drug_exposure_start_datetime,
     coalesce(m.end_date, m.start_date) AS drug_exposure_end_date,
     CAST(coalesce(m.end_date, m.start_date) AS TIMESTAMP) AS drug_exposure_end_datetime,
-    CAST(NULL AS DATE) AS verbatim_end_date,
+    -- the end date as the source sent it (not one derived from the days supply)
+    CASE WHEN NOT m.end_date_is_derived THEN m.end_date END AS verbatim_end_date,
     CASE m.record_type
         WHEN 'dispense' THEN 32825  -- EHR dispensing record
         WHEN 'order' THEN 32838     -- EHR prescription
@@ -30,7 +31,8 @@ SELECT
     CAST(NULL AS VARCHAR) AS stop_reason,
     CAST(NULL AS INTEGER) AS refills,
     m.quantity,
-    m.days_supply,
+    -- as the prescription or dispensing record specified it (CDM v5.4), not end − start + 1
+    CASE WHEN NOT m.days_supply_is_derived THEN m.days_supply END AS days_supply,
     m.frequency AS sig,
     0 AS route_concept_id,
     CAST(NULL AS VARCHAR) AS lot_number,
