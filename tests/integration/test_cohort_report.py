@@ -568,6 +568,21 @@ def test_slope_table_means_cis_and_welch(built):
     assert float(t["Spine | BMD slope, %/year"]["Welch p"]) < 0.001
     neck = t["Neck | BMD slope, %/year"]
     assert neck["AI: n"] == "<11" and neck["AI: mean"] == "—" and neck["Welch p"] == "—"
+    # Holm over the four tests shown (the suppressed neck rows are in no family): the k-th
+    # smallest p × (4 − k + 1), running maximum, at most 1
+    raw = {}
+    for site, lab in (("lumbar_spine", "Spine"), ("total_hip", "Hip")):
+        for attr, measure in (
+            ("slope_pct", "BMD slope, %/year"),
+            ("slope_g", "BMD slope, g/cm²/year"),
+        ):
+            vals = [[getattr(p, attr)[site] for p in group(built, g)] for g in ("ai", "no_ai")]
+            raw[f"{lab} | {measure}"] = welch_reference(*vals)
+    running = 0.0
+    for k, (label, p) in enumerate(sorted(raw.items(), key=lambda kv: kv[1])):
+        running = max(running, min(1.0, (len(raw) - k) * p))
+        check_p(t[label]["Holm p (this table)"], running)
+    assert neck["Holm p (this table)"] == "—"
 
 
 def test_regression_estimate_and_ci(built):

@@ -133,3 +133,19 @@ def test_histogram_bins_with_few_patients_are_hidden():
     counts, hidden = binned_counts(values, np.linspace(0, 1, 6), 11)
     assert counts.tolist() == [12, 0, 3, 0, 11]  # 1.0 falls in the last bin
     assert hidden.tolist() == [False, False, True, False, False]
+
+
+def test_holm_matches_statsmodels_and_keeps_non_members_out():
+    from statsmodels.stats.multitest import multipletests
+
+    from transforms.reporting.cohort_stats import holm
+
+    ps = [0.01, 0.04, 0.03, 0.005, 0.2, 0.6]
+    expected = multipletests(ps, method="holm")[1]
+    assert holm(ps) == pytest.approx(list(expected), abs=1e-15)
+    # by hand: sorted 0.005 0.01 0.03 0.04 0.2 0.6 → ×6 ×5 ×4 ×3 ×2 ×1, running max, cap 1
+    assert holm(ps) == pytest.approx([0.05, 0.12, 0.12, 0.03, 0.4, 0.6])
+    # None is no test: the family is the other three
+    # (0.01 ×3, 0.03 ×2, 0.04 ×1 → 0.03, 0.06, max(0.06, 0.04))
+    assert holm([0.01, None, 0.04, 0.03]) == pytest.approx([0.03, None, 0.06, 0.06])
+    assert holm([]) == [] and holm([None]) == [None]

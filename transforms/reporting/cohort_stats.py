@@ -65,6 +65,19 @@ def quartiles(values: Iterable[float]) -> Quartiles:
     return Quartiles(int(a.size), q1, median, q3)
 
 
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None: not a member, stays None):
+    the k-th smallest of m becomes max over j ≤ k of min(1, (m − j + 1)·p₍ⱼ₎)."""
+    members = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m = len(members)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(members):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
 def welch_p(a: Iterable[float], b: Iterable[float]) -> float | None:
     """Two-sided Welch t-test p-value; None when a group has fewer than 2 values."""
     x, y = _clean(a), _clean(b)

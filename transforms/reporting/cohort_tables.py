@@ -24,6 +24,7 @@ from transforms.reporting.cohort_select import (
 from transforms.reporting.cohort_stats import (
     describe,
     first_values,
+    holm,
     ols_fit,
     one_year_pairs,
     quartiles,
@@ -263,6 +264,7 @@ def slope_table(
         "BMD slope per site: mean, 95 % CI (t-based) and Welch test",
         ["Site", "Measure", *_group_columns(groups, "n", "mean", "95 % CI"), "Welch p"],
     )
+    tests = []
     for site in cfg.sites:
         trend = data.bmd_trend[data.bmd_trend["site"] == site.site].set_index(KEY)
         for col, label, decimals in SLOPE_METRICS:
@@ -277,9 +279,29 @@ def slope_table(
                     cells.value(s.mean, s.n, decimals),
                     cells.ci(s.ci_low, s.ci_high, s.n, decimals),
                 ]
-            row.append(cells.p(welch_p(*vals), *ns))
+            p = welch_p(*vals)
+            row.append(cells.p(p, *ns))
+            tests.append((p, ns))
             t.rows.append(row)
+    _append_holm(t, tests, cells)
     return t
+
+
+HOLM_COLUMN = "Holm p (this table)"
+
+
+def _append_holm(t: Table, tests: list[tuple[float | None, list[int]]], cells: Cells) -> None:
+    """A last column: each row's p adjusted by Holm over the tests the table shows (a test of
+    a suppressed group is neither shown nor in the family)."""
+    shown = [p if all(cells.shown(n) for n in ns) else None for p, ns in tests]
+    t.columns.append(HOLM_COLUMN)
+    for row, adjusted, (_, ns) in zip(t.rows, holm(shown), tests, strict=True):
+        row.append(cells.p(adjusted, *ns))
+    t.notes.append(
+        f"{HOLM_COLUMN}: Holm's step-down adjustment over the {sum(p is not None for p in shown)} "
+        "tests of this table (the family-wise error rate); the report's other tables are "
+        "families of their own."
+    )
 
 
 def regression_rows(
@@ -338,6 +360,7 @@ def change_table(
             "p (Welch, changes)",
         ],
     )
+    tests = []
     for label, decimals, pairs in change_measures(cfg, data):
         paired = pairs.dropna(subset=["baseline", "one_year"])
         row, changes, ns = [label], [], []
@@ -352,8 +375,11 @@ def change_table(
                 cells.mean_sd(describe(p["one_year"]), decimals),
                 cells.mean_sd(describe(delta), decimals),
             ]
-        row.append(cells.p(welch_p(*changes), *ns))
+        p = welch_p(*changes)
+        row.append(cells.p(p, *ns))
+        tests.append((p, ns))
         t.rows.append(row)
+    _append_holm(t, tests, cells)
     t.notes.append(
         "Baseline = the patient's first value of the measure; 1-year value = the value closest "
         f"to baseline + {s.one_year_target_days} days within ± {s.one_year_window_days} days "
