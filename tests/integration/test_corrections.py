@@ -58,6 +58,12 @@ def test_final_then_correction_then_delete(home, tmp_path):
     landing = tmp_path / "landing"
     _deliver(home, landing, "1_final.hl7", F, "r1")
     assert _state(home)[0] == [(18.0, "F", False, 1)]
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:  # MSH-4 reaches the current result: results can be split by lab
+        facility = con.execute("SELECT sending_facility FROM core.fct_lab_result").fetchall()
+    finally:
+        con.close()
+    assert facility == [("NORTH_CLINIC",)]
 
     _deliver(home, landing, "2_corrected.hl7", C, "r2")
     current, history = _state(home)
@@ -279,6 +285,24 @@ def test_csv_draws_of_one_accession_at_different_times_are_results_of_their_own(
     assert sorted(_current_e2(home)) == [(20.0, 1), (50.0, 2), (80.0, 1)]
 
 
+@pytest.mark.parametrize(
+    "later",
+    [
+        _north_row("20.0", when="2023-01-05 08:45", accession="ACC1", status="C"),  # new time
+        _north_row("20.0", when="2023-01-05", accession="ACC1", status="D"),  # date only
+    ],
+    ids=["correction-moves-the-time", "deletion-with-a-date-only"],
+)
+def test_a_csv_version_with_another_collection_time_still_supersedes(home, tmp_path, later):
+    # a single draw per accession and code: the accession names the result, so a later
+    # version supersedes it even when its collection time differs
+    landing = tmp_path / "landing"
+    first = _north_row("20.0", when="2023-01-05 08:30", accession="ACC1")
+    _deliver_csv(home, landing, {"1.csv": NORTH_HEADER + first}, "r1")
+    _deliver_csv(home, landing, {"2.csv": NORTH_HEADER + later}, "r2")
+    assert _current_e2(home) == ([(20.0, 2)] if ",C\n" in later else [])
+
+
 @pytest.mark.parametrize("order", ["value first", "no result first"])
 def test_a_row_without_a_value_does_not_replace_a_value_of_the_same_status(home, tmp_path, order):
     # `TNP` (no result) and 25.0 for one accession, code and time, both final, in one file:
@@ -288,6 +312,16 @@ def test_a_row_without_a_value_does_not_replace_a_value_of_the_same_status(home,
         rows.reverse()
     _deliver_csv(home, tmp_path / "landing", {"export.csv": NORTH_HEADER + "".join(rows)}, "r1")
     assert _current_e2(home) == [(25.0, 2)]
+
+
+def test_an_hl7_version_without_a_value_of_the_same_message_time_still_supersedes(home, tmp_path):
+    # a final, then the same MSH-7 re-sent as X (cannot be obtained) with no value: the later
+    # file is current, as for any re-sent file (the value tiebreak is for CSV rows only)
+    landing = tmp_path / "landing"
+    _deliver(home, landing, "1.hl7", F, "r1")
+    x = F.replace("|18.0|", "||").replace("|||F\r", "|||X\r").replace("||F\r", "||X\r")
+    _deliver(home, landing, "2.hl7", x, "r2")
+    assert [(v, s) for v, s, _, _ in _state(home)[0]] == [(None, "X")]
 
 
 def test_a_file_sent_again_under_its_name_with_the_same_message_time_wins(

@@ -29,7 +29,8 @@ occurrences AS (
         -- OBX without OBX-4 are distinct results, not versions of one (without OBR-3 the
         -- order is told by its collection time, as in the result key below). A CSV file is
         -- not a message: a second row of an accession's code is a version of the first (an
-        -- export of every version, or two exports joined), as it is in a later file.
+        -- export of every version, or two exports joined), as it is in a later file, unless
+        -- the accession is a series (below).
         CASE WHEN feed = 'hl7' THEN
             row_number() OVER (
                 PARTITION BY file_sha256, message_index, patient_key, filler_order_number,
@@ -37,8 +38,29 @@ occurrences AS (
                     sub_id
                 ORDER BY segment_index, length(position), position
             )
-        ELSE 1 END AS occurrence
+        ELSE 1 END AS occurrence,
+        -- CSV: one file holds this accession's code at several collection times (a series
+        -- of draws)
+        CASE WHEN feed <> 'hl7' AND filler_order_number IS NOT NULL THEN
+            count(DISTINCT collected_at) OVER (
+                PARTITION BY file_sha256, patient_key, filler_order_number, source_code, sub_id
+            )
+        END AS times_in_file
     FROM accepted
+),
+
+series AS (
+    -- a series is one in every file: a later correction of one draw is keyed by its time too,
+    -- while the single draw of an ordinary accession is named by the accession alone (a
+    -- version that moves its collection time, or a deletion sent with a date only, still
+    -- supersedes it)
+    SELECT
+        *,
+        coalesce(max(times_in_file) OVER (
+            PARTITION BY feed, source_system, patient_key, filler_order_number, source_code,
+                sub_id
+        ), 1) > 1 AS is_series
+    FROM occurrences
 ),
 
 keyed AS (
@@ -46,13 +68,13 @@ keyed AS (
         *,
         -- the identity of a result across versions
         CASE
-            -- (a CSV accession also needs the collection time: one accession may hold a
-            -- series of draws of one code, and a CSV row has no message to count them in)
+            -- (a CSV accession that is a series of draws also needs the collection time: a
+            -- CSV row has no message to count the draws in)
             WHEN filler_order_number IS NOT NULL THEN
                 concat_ws('|', feed, coalesce(sending_facility, source_system), patient_key,
                           filler_order_number, source_code, coalesce(sub_id, ''),
                           CAST(occurrence AS VARCHAR),
-                          CASE WHEN feed <> 'hl7' THEN CAST(collected_at AS VARCHAR) END)
+                          CASE WHEN is_series THEN CAST(collected_at AS VARCHAR) END)
             -- without OBR-3: code + collection time, and OBX-4 when sent; in an HL7 message
             -- the k-th repeat of the code (k > 1) is a result of its own, as with OBR-3
             -- (concat_ws skips NULLs, so the key of a first or only result is as it always
@@ -69,7 +91,7 @@ keyed AS (
             WHEN 'D' THEN 4 WHEN 'W' THEN 4
             ELSE 2
         END AS status_rank
-    FROM occurrences
+    FROM series
 ),
 
 ordered AS (
@@ -83,13 +105,15 @@ ordered AS (
     FROM keyed
     WINDOW w AS (
         PARTITION BY result_key
-        -- of equal message time and status, a version with a result over one without (a
-        -- `TNP` row beside the value), then the later arrival (a file re-sent with a fixed
+        -- of equal message time and status, a CSV version with a result over one without
+        -- (a `TNP` row beside the value in one file or run: a later file is later already),
+        -- then the later arrival (a file re-sent with a fixed
         -- value, MSH-7 unchanged); without message times (CSV), versions of one run follow
         -- the landing name, then the line: positions share their prefix, so the shorter is
         -- the smaller ('line 9' before 'line 10')
         ORDER BY coalesce(message_at, received_at), status_rank,
-                 value IS NOT NULL OR value_text IS NOT NULL, received_at, landing_name,
+                 CASE WHEN feed <> 'hl7' THEN value IS NOT NULL OR value_text IS NOT NULL END,
+                 received_at, landing_name,
                  file_sha256, message_index, segment_index, length(position), position
     )
 )
