@@ -177,10 +177,14 @@ class StgMedication(_Lineage):
     )
     days_supply: int = pa.Field(nullable=True, description="Days supply as sent or derived.")
     end_date_is_derived: bool = pa.Field(
-        description="True when end_date was not sent but derived (start + days_supply − 1)."
+        nullable=True,
+        description="True when end_date was not sent but derived (start + days_supply − 1); "
+        "NULL (unknown) for a row staged before this column existed.",
     )
     days_supply_is_derived: bool = pa.Field(
-        description="True when days_supply was not sent but derived (end − start + 1)."
+        nullable=True,
+        description="True when days_supply was not sent but derived (end − start + 1); NULL "
+        "(unknown) for a row staged before this column existed.",
     )
     quantity: float = pa.Field(nullable=True, description="Quantity dispensed / ordered.")
 

@@ -81,7 +81,7 @@ class MedRules:
         it (sig text, ``1 tab PO twice weekly``): the longest match wins over the matches it
         overlaps (``twice daily`` is not ``daily``), and separate matches must agree
         (``daily x 7 days then every other day`` is no rule: two schedules, not a guess)."""
-        if _NOT_ONE_LIST.search(text.lower()):
+        if _not_one_list(text.lower()):
             return None
         t = re.sub(r"[\s\-_]+", " ", text.strip().lower())
         # as written first (`b.i.d.` is a rule of its own), then without trailing dots (`daily.`)
@@ -130,10 +130,19 @@ _WEEKDAY = (
     r"(?:mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:r|rs|rsday)?|fri(?:day)?"
     r"|sat(?:urday)?|sun(?:day)?)(?![a-z])\.?"
 )
-_NOT_ONE_LIST = re.compile(
-    rf"(?<![a-z]){_WEEKDAY}\s*(?:-|–|—|to|thru|through|until)\s*{_WEEKDAY}"
-    r"|(?<![a-z])(?:except|excluding|but not|not on)(?![a-z])"
-)
+_DAYS = rf"(?:{_WEEKDAY}|weekends?|saturdays?|sundays?)"
+_WEEKDAY_RANGE = re.compile(rf"(?<![a-z]){_WEEKDAY}\s*(?:-|–|—|to|thru|through|until)\s*{_WEEKDAY}")
+_DAY_EXCEPTION = re.compile(rf"(?<![a-z])(?:except|excluding|but not|not on)(?:\s+on)?\s+{_DAYS}")
+_WEEKDAY_WORD = re.compile(rf"(?<![a-z]){_WEEKDAY}")
+
+
+def _not_one_list(text: str) -> bool:
+    """A weekday range (two days joined by `-`, `to`, `through`; three or more days are a
+    list, `mon - wed - fri`) or an exception naming days (`except sun`, `not on weekends`)."""
+    if _DAY_EXCEPTION.search(text):
+        return True
+    return len(_WEEKDAY_WORD.findall(text)) == 2 and bool(_WEEKDAY_RANGE.search(text))
+
 
 _NUMBER_DIGITS = 8  # `every 99999999 days` and longer runs are no schedule
 

@@ -211,6 +211,11 @@ def test_identities(meds):
         ("1 tab every 2 weeks", 1 / 14),
         ("Take 1 tablet by mouth once daily for 90 days", 1),
         ("1 tab po MWF with food", 3 / 7),
+        # `except` / `not` that name no day are no exception; three weekdays are a list
+        ("1 tab daily, not on an empty stomach", 1),
+        ("1 tab daily but not with grapefruit juice", 1),
+        ("daily except if nauseous", 1),
+        ("1 tab mon - wed - fri", 3 / 7),
     ],
 )
 def test_frequency_rules(text, per_day):

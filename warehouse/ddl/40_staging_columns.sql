@@ -4,9 +4,10 @@
 -- no rule read was put aside then (docs/medications.md).
 ALTER TABLE IF EXISTS staging.stg_meds__medication
     ADD COLUMN IF NOT EXISTS frequency_is_unread BOOLEAN DEFAULT false;
--- Rows staged before the two *_is_derived flags existed count as sent (what OMOP's
--- drug_exposure showed then); re-staging the file sets them from its cells.
+-- Rows staged before the two *_is_derived flags existed do not say what was sent: NULL
+-- (unknown), which omop.drug_exposure shows as NULL days_supply and verbatim_end_date;
+-- re-staging the file sets them from its cells (docs/operations.md, Upgrading).
 ALTER TABLE IF EXISTS staging.stg_meds__medication
-    ADD COLUMN IF NOT EXISTS end_date_is_derived BOOLEAN DEFAULT false;
+    ADD COLUMN IF NOT EXISTS end_date_is_derived BOOLEAN;
 ALTER TABLE IF EXISTS staging.stg_meds__medication
-    ADD COLUMN IF NOT EXISTS days_supply_is_derived BOOLEAN DEFAULT false;
+    ADD COLUMN IF NOT EXISTS days_supply_is_derived BOOLEAN;

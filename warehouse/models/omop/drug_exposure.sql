@@ -22,6 +22,7 @@ SELECT
     coalesce(m.end_date, m.start_date) AS drug_exposure_end_date,
     CAST(coalesce(m.end_date, m.start_date) AS TIMESTAMP) AS drug_exposure_end_datetime,
     -- the end date as the source sent it (not one derived from the days supply)
+    -- (NULL flag: staged before it existed, unknown)
     CASE WHEN NOT m.end_date_is_derived THEN m.end_date END AS verbatim_end_date,
     CASE m.record_type
         WHEN 'dispense' THEN 32825  -- EHR dispensing record
