@@ -217,7 +217,6 @@ def _optional_number(cell: str, what: str) -> float | None:
     return num.value
 
 
-_RXNORM_FLOAT = re.compile(r"(\d+)\.0+")
 _ISO_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
 
 
@@ -316,9 +315,7 @@ def _med_row(
         open_end_from=rules.open_end_from,
     )
     # a spreadsheet writes the numeric code 199224 as `199224.0`: the same code
-    code = get(row, "rxnorm_code")
-    as_float = _RXNORM_FLOAT.fullmatch(code)
-    rxnorm = (as_float.group(1) if as_float else code) or None
+    rxnorm = textio.whole_number(get(row, "rxnorm_code")) or None
     product = rules.products.get(rxnorm) if rxnorm else None
     dose_value = _optional_number(get(row, "dose_value"), "dose_value")
     dose_unit = None if textio.is_na(get(row, "dose_unit"), NA_VALUES) else get(row, "dose_unit")
@@ -331,12 +328,11 @@ def _med_row(
             "a finite number",
         )
     frequency = get(row, "frequency") or None
-    per_day = None
-    if frequency is not None and not textio.is_na(frequency, NA_VALUES):
-        per_day = rules.doses_per_day(frequency)
+    sent = frequency is not None and not textio.is_na(frequency, NA_VALUES)
+    per_day = rules.doses_per_day(frequency) if sent else None
     # a text no rule reads keeps the record (its dates still give exposure), flagged and
     # counted (GX): the text itself is never quoted outside the record's own cell
-    unread = frequency is not None and per_day is None and not textio.is_na(frequency, NA_VALUES)
+    unread = sent and per_day is None
     key = pseudonymize(system, pid)
     record = {
         "position": row.position,

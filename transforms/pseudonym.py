@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
+
+from transforms.textio import whole_number
 
 KEY_HEX_CHARS = 20
-
-# a whole number a spreadsheet or dataframe export wrote as a float (`1234.0`)
-_FLOAT_WRITTEN = re.compile(r"(\d+)\.0+")
 
 
 def canonical_identifier(identifier: str) -> str:
     """The identifier the key is made of: stripped, and ``1234.0`` read as ``1234``."""
-    text = identifier.strip()
-    m = _FLOAT_WRITTEN.fullmatch(text)
-    return m.group(1) if m else text
+    return whole_number(identifier.strip())
 
 
 def make_pseudonymizer(secret: bytes):

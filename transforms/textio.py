@@ -259,6 +259,16 @@ def _na_keys(na_values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip().upper() for v in na_values)
 
 
+_WHOLE_AS_FLOAT = re.compile(r"(\d+)\.0+")
+
+
+def whole_number(text: str) -> str:
+    """A whole number a spreadsheet or dataframe export wrote as a float (``1234.0``) as the
+    number (``1234``); any other text as it is."""
+    m = _WHOLE_AS_FLOAT.fullmatch(text)
+    return m.group(1) if m else text
+
+
 def is_na(text: str | None, na_values: Iterable[str]) -> bool:
     """Empty or one of the source's NA markers (compared after stripping, case-insensitive)."""
     if text is None:
