@@ -142,27 +142,52 @@ def is_dispense(record_type: pl.Expr) -> pl.Expr:
     return record_type.fill_null("dispense") != "order"
 
 
+def _medication_checks() -> dict[str, pl.Expr]:
+    """MedicationRules.plausible_values, one named rule each (True or NULL: passes); the
+    reason of a failing row names the rules it fails (``_MEDICATION_PROBLEMS``)."""
+    days = covered_days(pl.col("start_date"), pl.col("end_date"))
+    mg = pl.col("dose_mg")
+    return {
+        "dose": pl.col("dose_value") > 0,
+        # a non-positive quantity is a reversal or a return, not a supply
+        "quantity": pl.col("quantity") > 0,
+        # the product's plausible dose per administration (config/medications.csv)
+        "dose_range": (mg >= pl.col("_min_dose_mg")).fill_null(True)
+        & (mg <= pl.col("_max_dose_mg")).fill_null(True),
+        "days_supply": pl.col("days_supply") >= 1,
+        "end": pl.col("end_date") >= pl.col("start_date"),
+        # one dispense supplies weeks or months: an end years away is a placeholder or a typo
+        "dispense_days": (days <= pl.col("_max_dispense_days"))
+        | ~is_dispense(pl.col("record_type")),
+    }
+
+
+_MEDICATION_PROBLEMS = {
+    "dose": lambda r: "dose ≤ 0",
+    "quantity": lambda r: (
+        f"quantity {_shown(r['quantity'])} ≤ 0 (a reversal or a return, not a supply)"
+    ),
+    "dose_range": lambda r: (
+        f"{_shown(r['dose_mg'])} mg per administration outside {r.get('ingredient')}'s "
+        f"[{r['_min_dose_mg']}, {r['_max_dose_mg']}] mg (config/medications.csv)"
+    ),
+    "days_supply": lambda r: "days supply < 1",
+    "end": lambda r: "end before start",
+    "dispense_days": lambda r: (
+        f"one dispense covers {(r['end_date'] - r['start_date']).days + 1} days, more than the "
+        f"{r['_max_dispense_days']} one fill can (max_dispense_days, "
+        "config/medication_limits.csv)"
+    ),
+}
+
+
 class MedicationRules(StgMedication):
     """Rules a medication record must pass to reach core.fct_medication; the limits
     (``_max_dispense_days``) come from config/medication_limits.csv."""
 
     @pa.dataframe_check(name=IMPLAUSIBLE_VALUE)
     def plausible_values(cls, data: PolarsData) -> pl.LazyFrame:
-        days = covered_days(pl.col("start_date"), pl.col("end_date"))
-        ok = (
-            (pl.col("dose_value") > 0).fill_null(True)
-            # a non-positive quantity is a reversal or a return, not a supply
-            & (pl.col("quantity") > 0).fill_null(True)
-            # the product's plausible dose per administration (config/medications.csv)
-            & (pl.col("dose_mg") >= pl.col("_min_dose_mg")).fill_null(True)
-            & (pl.col("dose_mg") <= pl.col("_max_dose_mg")).fill_null(True)
-            & (pl.col("days_supply") >= 1).fill_null(True)
-            & (pl.col("end_date") >= pl.col("start_date")).fill_null(True)
-            # one dispense supplies weeks or months: an end years away is a placeholder or a typo
-            & (
-                (days <= pl.col("_max_dispense_days")) | ~is_dispense(pl.col("record_type"))
-            ).fill_null(True)
-        )
+        ok = pl.all_horizontal(e.fill_null(True) for e in _medication_checks().values())
         return data.lazyframe.select(ok.alias("ok"))
 
     @pa.dataframe_check(name=FUTURE_DATE)
@@ -232,38 +257,19 @@ def _shown(value) -> str:
     return _ten_digits(value)
 
 
-def _medication_implausible(row: dict) -> str:
-    """Which of MedicationRules.plausible_values a medication row fails, in words."""
-    problems = []
-    dose, supply = row.get("dose_value"), row.get("days_supply")
-    if dose is not None and dose <= 0:
-        problems.append("dose ≤ 0")
-    quantity = row.get("quantity")
-    if quantity is not None and quantity <= 0:
-        problems.append(f"quantity {_shown(quantity)} ≤ 0 (a reversal or a return, not a supply)")
-    mg, lo, hi = row.get("dose_mg"), row.get("_min_dose_mg"), row.get("_max_dose_mg")
-    if mg is not None and ((lo is not None and mg < lo) or (hi is not None and mg > hi)):
-        problems.append(
-            f"{_shown(mg)} mg per administration outside {row.get('ingredient')}'s "
-            f"[{lo}, {hi}] mg (config/medications.csv)"
-        )
-    if supply is not None and supply < 1:
-        problems.append("days supply < 1")
-    start, end = row.get("start_date"), row.get("end_date")
-    if start is not None and end is not None:
-        days = (end - start).days + 1
-        if days < 1:
-            problems.append("end before start")
-        elif row.get("record_type") != "order" and days > row["_max_dispense_days"]:
-            problems.append(
-                f"one dispense covers {days} days, more than the {row['_max_dispense_days']} "
-                "one fill can (max_dispense_days, config/medication_limits.csv)"
-            )
+def _medication_implausible(one: pl.DataFrame) -> str:
+    """Which of MedicationRules.plausible_values a one-row medication frame fails, in words."""
+    passed = one.select(
+        **{name: e.fill_null(True) for name, e in _medication_checks().items()}
+    ).row(0, named=True)
+    values = one.row(0, named=True)
+    problems = [_MEDICATION_PROBLEMS[name](values) for name, ok in passed.items() if not ok]
     return "; ".join(problems) or "implausible"
 
 
-def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
+def _reason(kind: str, check: str, one: pl.DataFrame) -> tuple[str, str | None]:
     """A readable reason and a de-identified excerpt (no patient columns are read)."""
+    row = one.row(0, named=True)
     if kind == "lab_result":
         # the catalog's analyte name; an unmapped result's text is as sent: its code by rule
         analyte = (
@@ -316,7 +322,7 @@ def _reason(kind: str, check: str, row: dict) -> tuple[str, str | None]:
         drug = row.get("ingredient") or "uncatalogued drug"
         what = f"{drug} {_shown(row.get('dose_value'))} {redact.token(row.get('dose_unit'))}"
         if check == IMPLAUSIBLE_VALUE:
-            return f"{what}: {_medication_implausible(row)}", what
+            return f"{what}: {_medication_implausible(one)}", what
         if check == FUTURE_DATE:
             return f"start_date {row.get('start_date')} is after the run date", what
         if check == IMPLAUSIBLE_DATE:
@@ -359,7 +365,7 @@ def validate(kind: str, df: pl.DataFrame, as_of: dt.datetime) -> list[Reject]:
         if name == SCHEMA_VIOLATION:
             reason, excerpt = f"column {column} failed {check}", None
         else:
-            reason, excerpt = _reason(kind, name, row)
+            reason, excerpt = _reason(kind, name, frame.slice(index, 1))
         rejects.append(
             Reject(
                 position=row["position"],
