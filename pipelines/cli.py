@@ -219,13 +219,14 @@ def _print_counts(rows) -> None:
 
 
 def cmd_run(args) -> int:
-    from warehouse import locks
+    from warehouse import locks, steps
 
     home = _home(args)
     landing = Path(args.landing).resolve() if args.landing else None
-    if not (landing or home.landing).is_dir():
-        # the home's own landing folder too: missing, it is not an empty delivery
-        print(f"no landing folder at {landing or home.landing}", file=sys.stderr)
+    try:  # the home's own landing folder too: missing, it is not an empty delivery
+        steps.check_landing(landing or home.landing)
+    except steps.LandingMissing as err:
+        print(err, file=sys.stderr)
         return 2
     if landing is not None and not any((landing / feed).is_dir() for feed in FEEDS):
         # nothing here could ever be read: a wrong folder, not an empty delivery

@@ -37,7 +37,8 @@ SEEN_PREFIX = 16
 UNSUPPORTED_MARK = "?"
 CURSOR_VERSION = 2
 MAX_ATTEMPTS = 3  # runs requested for one content when the earlier ones failed
-RUN_KEY_TAG = "dagster/run_key"
+RUN_KEY_TAG = "dagster/run_key"  # Dagster's tags on a sensor's runs
+SENSOR_NAME_TAG = "dagster/sensor_name"
 
 
 def default_status() -> dg.DefaultSensorStatus:
@@ -160,7 +161,7 @@ def run_key(feed: str, shas: list[str], attempt: int = 1) -> str:
 def _run_status(instance: dg.DagsterInstance, sensor_name: str):
     def status_of(key: str):
         runs = instance.get_runs(
-            filters=dg.RunsFilter(tags={RUN_KEY_TAG: key, "dagster/sensor_name": sensor_name}),
+            filters=dg.RunsFilter(tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: sensor_name}),
             limit=1,
         )
         return runs[0].status if runs else None
@@ -178,8 +179,10 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
         f"(≤ {max_files} files per tick, each content once).",
     )
     def _sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-        if not warehouse.landing_dir().is_dir():
-            context.log.warning(f"no landing folder at {warehouse.landing_dir()}")
+        try:
+            steps.check_landing(warehouse.landing_dir())
+        except steps.LandingMissing as err:
+            context.log.warning(str(err))
             return dg.SkipReason("the landing folder is missing (an unmounted share?)")
         cursor = load_cursor(context.cursor)
         given_up = settle_pending(cursor, _run_status(context.instance, f"landing_{feed}"))
@@ -196,10 +199,9 @@ def landing_sensor(feed: str, max_files: int = MAX_FILES_PER_TICK) -> dg.SensorD
                 f"({', '.join(sorted(set(unreadable)))}); they are tried again on the next"
             )
         if not files:
-            if context.cursor is not None and dump_cursor(cursor) != context.cursor:
-                return dg.SensorResult(
-                    skip_reason=f"no new {feed} files", cursor=dump_cursor(cursor)
-                )
+            settled = dump_cursor(cursor)
+            if context.cursor is not None and settled != context.cursor:
+                return dg.SensorResult(skip_reason=f"no new {feed} files", cursor=settled)
             return dg.SkipReason(f"no new {feed} files")
         shas = [sha for _, sha, _ in files]
         keys = [key for _, _, key in files]
