@@ -6,6 +6,7 @@ ephemeral or tmp_path instance. Expected values are worked out from the inline f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 
@@ -81,12 +82,23 @@ def test_instance_yaml_is_local_offline_and_single_writer(home):
 
 
 # --------------------------------------------------------------------------- sensors
-def _tick(sensor, resources, cursor=None):
+def _tick(sensor, resources, cursor=None, instance=None):
     # the warehouse resource has a run lifecycle (the run lock): open the context as Dagster does
     with dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources=resources
+        instance=instance or dg.DagsterInstance.ephemeral(), cursor=cursor, resources=resources
     ) as ctx:
         return sensor(ctx)
+
+
+@contextlib.contextmanager
+def landing_away(home):
+    """The landing share unmounted for the duration of the block."""
+    away = home.root / "landing.away"
+    home.landing.rename(away)
+    try:
+        yield
+    finally:
+        away.rename(home.landing)
 
 
 def test_feed_sensor_requests_one_run_per_new_content(home, resources):
@@ -129,31 +141,23 @@ def test_a_missing_landing_folder_stops_the_sensor_and_fails_the_feed_job(home, 
 def test_a_content_whose_run_failed_is_requested_again(home, resources):
     # the sensor's run fails (here: the landing share unmounted while it ran); on a later
     # tick the same content gets another run, under a new key, which loads it
-    from pipelines.definitions import defs
-
     text = MEDS_HEADER + meds_row("P1", "2023-01-01")
     write(home.landing / "meds" / "a.csv", text)
     instance = dg.DagsterInstance.ephemeral()
     sensor = landing_sensor("meds")
 
     def tick(cursor):
-        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as c:
-            return sensor(c)
+        return _tick(sensor, resources, cursor, instance)
 
     def run(key):
-        tags = {"dagster/run_key": key, "dagster/sensor_name": "landing_meds"}
-        return defs.resolve_job_def("ingest_meds").execute_in_process(
-            instance=instance, resources=resources, tags=tags, raise_on_error=False
-        )
+        return _run_feed_job("meds", resources, instance, run_key=key)
 
     first = tick(None)
     [request] = first.run_requests
     assert request.run_key == "meds:" + sha(text)
     assert isinstance(tick(first.cursor), dg.SkipReason)  # its run has not ended yet
-    away = home.root / "landing.away"
-    home.landing.rename(away)
-    assert not run(request.run_key).success
-    away.rename(home.landing)
+    with landing_away(home):
+        assert not run(request.run_key).success
 
     second = tick(first.cursor)
     [retry] = second.run_requests
@@ -168,7 +172,6 @@ def test_a_content_whose_run_failed_is_requested_again(home, resources):
 def test_each_content_counts_its_own_failed_runs(home, resources):
     # content A fails once; B arrives and is batched with A's retry; that run fails too: A
     # has had 2 runs, B 1, so after a third failure A is given up and B gets its third run
-    from pipelines.definitions import defs
     from pipelines.sensors import MAX_ATTEMPTS, load_cursor
 
     assert MAX_ATTEMPTS == 3
@@ -178,18 +181,11 @@ def test_each_content_counts_its_own_failed_runs(home, resources):
     sensor = landing_sensor("meds")
 
     def tick(cursor):
-        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as c:
-            return sensor(c)
+        return _tick(sensor, resources, cursor, instance)
 
     def fail(key):  # the run starts while the landing share is away
-        away = home.root / "landing.away"
-        home.landing.rename(away)
-        tags = {"dagster/run_key": key, "dagster/sensor_name": "landing_meds"}
-        result = defs.resolve_job_def("ingest_meds").execute_in_process(
-            instance=instance, resources=resources, tags=tags, raise_on_error=False
-        )
-        away.rename(home.landing)
-        assert not result.success
+        with landing_away(home):
+            assert not _run_feed_job("meds", resources, instance, run_key=key).success
 
     write(home.landing / "meds" / "a.csv", a)
     first = tick(None)
@@ -498,11 +494,16 @@ def test_reprocess_job_from_dagster_records_materializations(home, resources, tm
 
 
 # --------------------------------------------------------------------------- feed job runs
-def _run_feed_job(feed: str, resources):
+def _run_feed_job(feed: str, resources, instance=None, run_key: str | None = None):
+    """The feed's job in-process; with ``run_key``, as the feed's sensor launches it."""
     from pipelines.definitions import defs
 
+    tags = {"dagster/run_key": run_key, "dagster/sensor_name": f"landing_{feed}"} if run_key else {}
     return defs.resolve_job_def(f"ingest_{feed}").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), resources=resources, raise_on_error=False
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        resources=resources,
+        tags=tags,
+        raise_on_error=False,
     )
 
 
