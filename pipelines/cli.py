@@ -80,10 +80,8 @@ def run_pipeline(
     A failed run (a step raised, a blocking check failed) is recorded as 'failure' in
     raw.runs and raised as ``RunFailed`` with the failed steps and their first error line.
     """
-    import dagster as dg
-
-    from pipelines.assets import all_assets
-    from pipelines.checks import build_asset_checks
+    from pipelines.definitions import defs
+    from pipelines.ops import all_job
     from pipelines.resources import WarehouseResource
 
     home.ensure()
@@ -93,13 +91,9 @@ def run_pipeline(
     }
     level = "WARNING" if quiet else "INFO"  # Dagster's own events are DEBUG: keep them in the UI
     config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
-    with instance:
-        result = dg.materialize(
-            [*all_assets, *build_asset_checks()],
-            resources=resources,
-            instance=instance,
-            run_config=config,
-            raise_on_error=False,
+    with instance:  # the job the schedule runs, so the UI lists CLI runs beside it
+        result = defs.resolve_job_def(all_job.name).execute_in_process(
+            run_config=config, instance=instance, resources=resources, raise_on_error=False
         )
     if not result.success:
         causes = step_failures(result)
@@ -113,18 +107,14 @@ def run_pipeline(
 def step_failures(result) -> list[tuple[str, str, str]]:
     """(step, error class, first message line) of each failed step, for the error that caused
     it (Dagster wraps a step's exception in one of its own)."""
+    from pipelines.loggers import error_text, root_error
+
     out = []
     for ev in result.all_events:
         if not (ev.is_step_failure or ev.event_type_value == "RESOURCE_INIT_FAILURE"):
             continue
-        error = ev.event_specific_data.error
-        while error.cause is not None and error.cls_name.startswith("Dagster"):
-            error = error.cause
-        message = _first_line(error.message)
-        head, sep, rest = message.partition(": ")  # "module.Class: text" → "text"
-        if sep and head.rsplit(".", 1)[-1] == error.cls_name:
-            message = rest
-        out.append((ev.step_key or "resources", error.cls_name, message))
+        error = root_error(ev.event_specific_data.error)
+        out.append((ev.step_key or "resources", error.cls_name, error_text(error)))
     return out
 
 
@@ -142,6 +132,7 @@ def _record_failure(home: Home, run_id: str) -> str:
     """Mark the run failed in raw.runs; say what raw.runs now holds of it."""
     import duckdb
 
+    from pipelines.loggers import first_line
     from warehouse import steps
     from warehouse.locks import WarehouseBusy
 
@@ -154,17 +145,12 @@ def _record_failure(home: Home, run_id: str) -> str:
         # file or mount): whatever row the run has stays 'running' until the next run
         # closes it (steps.start_run)
         return (
-            f"could not be recorded in raw.runs ({_first_line(str(err))}); if the run got "
+            f"could not be recorded in raw.runs ({first_line(str(err))}); if the run got "
             "there, the next run closes its row"
         )
     if status is None:
         return "before it reached raw.runs: the warehouse is unchanged"
     return f"after the snapshot was published: raw.runs keeps '{status}'"
-
-
-def _first_line(message: str) -> str:
-    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
-    return lines[0] if lines else "(no message)"
 
 
 def _instance(home: Home):

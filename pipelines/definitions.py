@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipelines.assets import all_assets
 from pipelines.checks import build_asset_checks
+from pipelines.loggers import LOGGERS
 from pipelines.ops import all_job, feed_jobs, reprocess_job
 from pipelines.resources import WarehouseResource
 from pipelines.schedules import daily_schedule
@@ -21,4 +22,5 @@ defs = dg.Definitions(
     schedules=[daily_schedule],
     resources={"warehouse": WarehouseResource()},
     executor=dg.in_process_executor,
+    loggers=LOGGERS,
 )

@@ -11,6 +11,7 @@ import dagster as dg
 
 from pipelines.assets import OMOP, PUBLISHED, RAW, STAGED, FeatureConfig
 from pipelines.instance import WRITER_TAG, ensure_instance
+from pipelines.loggers import LOGGERS
 from pipelines.resources import WarehouseResource
 from transforms.landing import FEEDS
 from warehouse import reprocess as rp
@@ -111,6 +112,7 @@ def reprocess_files(
 @dg.job(
     name="reprocess_file",
     executor_def=dg.in_process_executor,
+    logger_defs=LOGGERS,
     tags=WRITER_TAGS,
     description="Reprocess one received file (by SHA-256) or one day of files, end to end.",
 )

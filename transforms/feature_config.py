@@ -20,6 +20,10 @@ CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "features.yaml
 BMD_SITES = ("lumbar_spine", "total_hip", "femoral_neck")
 
 
+class FeatureConfigError(ValueError):
+    """Feature parameters that the marts cannot use; the message names every bad value."""
+
+
 @dataclass(frozen=True)
 class E2ExposureConfig:
     loinc_codes: tuple[str, ...]
@@ -59,7 +63,7 @@ class FeatureConfig:
 
 def from_mapping(raw: Mapping[str, Any]) -> FeatureConfig:
     """Validate and type the parsed YAML (also used by tests with inline dicts); every
-    problem is named in one ``ValueError``."""
+    problem is named in one ``FeatureConfigError``."""
     problems: list[str] = []
 
     def require(cond: bool, what: str) -> None:
@@ -92,7 +96,7 @@ def from_mapping(raw: Mapping[str, Any]) -> FeatureConfig:
     span = _number(bmd.get("min_span_years"))
     require(math.isfinite(span) and span >= 0.0, f"min_span_years must be ≥ 0 (got {span})")
     if problems:
-        raise ValueError("config/features.yaml: " + "; ".join(problems))
+        raise FeatureConfigError("config/features.yaml: " + "; ".join(problems))
     return FeatureConfig(
         e2=E2ExposureConfig(
             loinc_codes=codes,

@@ -178,6 +178,18 @@ def test_a_step_that_finds_the_warehouse_busy_fails_the_run_with_exit_3(warehous
     assert summary[1].startswith(
         f"  raw__files: warehouse.duckdb is locked by process {reader.pid}"
     )
+    # the log before the summary says it in one line a step, not in Dagster's stack traces
+    # and one "Not executing" line for each of the later steps
+    log = err[: err.index("FAILED")]
+    assert "Stack Trace" not in log and "Traceback" not in log
+    assert "Not executing" not in log
+    [failed] = [line for line in log.splitlines() if "STEP_FAILURE" in line]
+    assert failed.endswith(
+        f'Execution of step "raw__files" failed. warehouse.duckdb is locked by process '
+        f"{reader.pid} (opening it to write): waited 0.5s. Another labwh run, report, "
+        "quarantine or dagster process is using it: try again when it ends, or raise "
+        "$LABWH_LOCK_WAIT_S."
+    )
 
 
 def test_reprocess_while_a_run_holds_the_lock_exits_3(home, monkeypatch, capsys):

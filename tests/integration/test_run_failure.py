@@ -44,6 +44,10 @@ def test_labwh_run_that_fails_is_recorded_and_exits_1(home, monkeypatch, capsys)
     assert cli.main(["run"]) == 1
     err = capsys.readouterr().err
     assert "FAILED" in err and "core build broke" in err
+    # an unexpected error keeps its stack trace in the log (the everyday ones, such as a busy
+    # warehouse, get one line: test_locks.py)
+    log = err[: err.index("FAILED")]
+    assert "Stack Trace" in log and 'in broken\n    raise RuntimeError("core build broke")' in log
     [(run_id, status, finished)] = runs(home)
     assert (status, finished) == ("failure", True)
     assert run_id in err
