@@ -47,13 +47,41 @@ def test_offsets_convert_to_the_facility_zone(text, zone, expected):
     assert parse_dtm(text, zone) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a day with an offset is that calendar day: converting its made-up midnight would put
+        # it on 30 June (00:00 UTC = 20:00 EDT the day before; 00:00 at UTC+14 = 06:00 EDT)
+        ("20230701+0000", dt.datetime(2023, 7, 1)),
+        ("20230701+1400", dt.datetime(2023, 7, 1)),
+        ("20230701-0500", dt.datetime(2023, 7, 1)),
+        # a month, a year: the same (never June, never 2022)
+        ("202307+0000", dt.datetime(2023, 7, 1)),
+        ("2023+1400", dt.datetime(2023, 1, 1)),
+        # from the hour on it is an instant again: 00 h UTC on 1 July = 20:00 EDT on 30 June
+        ("2023070100+0000", dt.datetime(2023, 6, 30, 20)),
+    ],
+)
+def test_a_date_without_a_time_keeps_its_day_whatever_its_offset(text, expected):
+    assert parse_dtm(text, NY) == expected
+
+
 def test_empty_is_none():
     assert parse_dtm("", NY) is None
     assert parse_dtm(None, NY) is None
 
 
 @pytest.mark.parametrize(
-    "text", ["20230231", "2023-07-01", "2023070", "20170229", "202307010830.5", "20230701-2500"]
+    "text",
+    [
+        "20230231",
+        "2023-07-01",
+        "2023070",
+        "20170229",
+        "202307010830.5",
+        "20230701-2500",
+        "2023+1500",
+    ],
 )
 def test_invalid_timestamps_raise(text):
     with pytest.raises(BadTimestamp):

@@ -4,6 +4,9 @@ Accepted: ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`` (v2.3 TS may add ``
 the caller passes component 1 only). A value with an offset is converted to the facility's
 IANA time zone and the zone dropped; a value without one is taken as facility-local already.
 Missing parts take their first value (``2023`` → 2023-01-01 00:00, ``20230701`` → midnight).
+A value precise only to the day, month or year names that calendar day (month, year), not an
+instant: its offset is checked but not applied (``20230701+0000`` stays 2023-07-01, where
+converting its made-up midnight would move it to 30 June in America/New_York).
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ def _convert(text: str, timezone: str):
         offset = _offset(sign, oh, om)
         if offset is None:
             return _BAD
+        if h is None:  # a date (or month, year) without a time: no instant to convert
+            return value
         return value.replace(tzinfo=offset).astimezone(_zone(timezone)).replace(tzinfo=None)
     except (ValueError, OverflowError):
         return _BAD
