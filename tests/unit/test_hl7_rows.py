@@ -512,6 +512,20 @@ def test_oul_r22_second_specimen_times_its_order_when_obr7_is_empty():
     assert reject.position == "m0/s6" and "no collection time" in reject.reason
 
 
+def test_spm17_start_with_its_degree_of_precision_subcomponent_times_the_order():
+    # SPM-17 is a DR; in 2.5+ its start is a TS whose parts are subcomponents: 08:15 local
+    # with the (deprecated) precision S after `&`; the order's OBR-7 is empty
+    spm = "SPM|1|S1" + "|" * 15 + "20230105081500&S^20230105082000&S"
+    obr = "OBR|1||FIL1^LAB|HORM^Hormone panel^L"  # no OBR-7
+    obx = "OBX|1|NM|E2^Estradiol^L^2243-4^Estradiol^LN||18.4|pg/mL|10-40|N|||F"  # no OBX-14
+    text = message(PID, spm, obr, obx).replace("ORU^R01^ORU_R01", "OUL^R22^OUL_R22")
+    result = parse(text, Hl7Config(message_types=frozenset({"OUL^R22"})))
+    assert result.rejects == []
+    assert result.rows.select("collected_at").to_series().to_list() == [
+        dt.datetime(2023, 1, 5, 8, 15)
+    ]
+
+
 def test_rejected_values_are_shown_by_shape_unless_data_like():
     result = parse(
         message(

@@ -247,7 +247,10 @@ class ChunkParser:
                     # SPM, OBX…) an SPM after an OBR belongs to that order: its numbers and
                     # OBR-7 stay.
                     f = seg.split(fs)
-                    obr_text = spm_text = first_component(f[17], enc) if len(f) > 17 else ""
+                    # SPM-17 is a DR whose start is a TS: from 2.5 its own parts are
+                    # subcomponents (`20230105081500&S^…`, the deprecated precision after &)
+                    start = first_component(f[17], enc) if len(f) > 17 else ""
+                    obr_text = spm_text = start.split(enc.ss, 1)[0]
                     obr_collected, obr_collected_bad = _order_time(
                         obr_text, msh_time, message_at, tz
                     )
