@@ -6,6 +6,7 @@ warehouse and never log identifiers. ``received == len(rows) + len(rejects)`` mu
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,6 +40,18 @@ CHECK_NAMES = (
     NO_RECORDS,
     UNSUPPORTED_FILE,
 )
+
+# the zone furthest ahead of UTC (Line Islands, UTC+14): no place's clock shows a later time
+AHEAD_OF_UTC = dt.timedelta(hours=14)
+
+
+def latest_wall_clock(at: dt.datetime) -> dt.datetime:
+    """The latest local time anywhere at the instant ``at`` (naive = this machine's local
+    time): the bound of ``future_date``. Records carry their facility's local time (each
+    source's ``timezone:``), which the server's own clock cannot bound: a server west of the
+    facility saw a result drawn an hour ago as hours in the future."""
+    return at.astimezone(dt.UTC).replace(tzinfo=None) + AHEAD_OF_UTC
+
 
 # a staged column that broke its Pandera contract (schemas/validate.py)
 SCHEMA_VIOLATION = "schema_violation"

@@ -35,6 +35,7 @@ from transforms.records import (
     UNSUPPORTED_FILE,
     Pseudonymizer,
     Reject,
+    latest_wall_clock,
 )
 from warehouse.home import Home
 from warehouse.identity import IdentityStore
@@ -369,7 +370,7 @@ def _stage_chunk(
     as_of,
 ) -> None:
     """Validate and insert one parsed chunk; count its records (a record never spans chunks)."""
-    rejects = list(result.rejects) + validate(kind, result.rows, as_of)
+    rejects = list(result.rejects) + validate(kind, result.rows, latest_wall_clock(as_of))
     identities.add(result.identities)
     positions: set[str] = set()
     if result.rows.height:

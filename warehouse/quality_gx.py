@@ -32,6 +32,7 @@ import polars as pl
 
 from schemas.validate import BMD_RANGE_SITES
 from transforms.catalog import CONFIG_DIR, load_plausible_ranges
+from transforms.records import latest_wall_clock
 from transforms.reporting import offline_assets
 from transforms.yamlfile import read_yaml
 from warehouse.home import Home
@@ -131,9 +132,9 @@ def _strip_values(obj: Any) -> Any:
 
 
 def frame_params(as_of: dt.datetime) -> dict[str, Any]:
-    """The parameters the suites' queries bind: the run date, the BMD sites held to the
-    main-site range."""
-    return {"as_of": as_of, "bmd_range_sites": list(BMD_RANGE_SITES)}
+    """The parameters the suites' queries bind: the run date (the latest date anywhere at the
+    run: the records' dates are their facility's), the BMD sites held to the main-site range."""
+    return {"as_of": latest_wall_clock(as_of), "bmd_range_sites": list(BMD_RANGE_SITES)}
 
 
 def load_frames(home: Home, suites: dict[str, dict], as_of: dt.datetime) -> dict[str, pl.DataFrame]:

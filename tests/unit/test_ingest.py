@@ -1,6 +1,8 @@
 """Raw layer: deliveries recorded once by content, duplicates quarantined, re-runs inert."""
 
 import datetime as dt
+import time
+from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -172,3 +174,32 @@ def test_bytes_staged_under_a_wrong_feed_with_nothing_accepted_count_in_the_righ
     # the first delivery's path again: already seen, nothing moves back
     files, (open_rows, _) = deliver("lab_csv/northlab", "r3")
     assert files == [("meds", "parsed", 1)] and open_rows == 0
+
+
+def test_a_draw_an_hour_ago_is_not_in_the_future_on_a_server_west_of_the_facility(
+    home, tmp_path, monkeypatch
+):
+    # northlab's times are New York's (config/sources/lab_csv/northlab.yaml); this server's
+    # clock is Los Angeles', 3 hours behind: a draw of an hour ago reads 2 hours ahead of it.
+    # A draw dated 2 days ahead stays in the future.
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        new_york = dt.datetime.now(ZoneInfo("America/New_York")).replace(tzinfo=None)
+        header, row = NORTH_CSV.splitlines()
+        rows = [
+            row.replace("2023-01-05 08:30", f"{at:%Y-%m-%d %H:%M}").replace(",A1,", f",A{i},")
+            for i, at in enumerate(
+                (new_york - dt.timedelta(hours=1), new_york + dt.timedelta(days=2))
+            )
+        ]
+        _write(
+            tmp_path / "landing" / "lab_csv" / "northlab" / "now.csv",
+            "\n".join([header, *rows]) + "\n",
+        )
+        _land_and_stage(home, tmp_path / "landing", "r1")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    _files, quarantine, _staged = _staged_state(home)
+    assert quarantine == [("future_date", False)]  # the draw of 2 days ahead only
