@@ -95,6 +95,33 @@ def test_correction_arriving_first_ends_in_the_same_state(home, tmp_path):
     assert [(v, s) for v, s, *_ in history] == [(1, "F"), (2, "C")]
 
 
+def test_status_u_makes_the_preliminary_result_final(home, tmp_path):
+    # HL7 table 0085 U: "results status change to final without retransmitting results
+    # already sent as preliminary" (DOMAIN.md lists U). The preliminary 25.0 pg/mL is the
+    # final result now: current with status F (features take F / C), the U kept as sent
+    landing = tmp_path / "landing"
+    prelim = MSG.format(msh7="20230105120000", ctrl="P1", status="P", value="25.0")
+    _deliver(home, landing, "1_prelim.hl7", prelim, "r1")
+    assert _state(home)[0] == [(25.0, "P", False, 1)]
+    now_final = MSG.format(msh7="20230106120000", ctrl="U1", status="U", value="")
+    _deliver(home, landing, "2_status_final.hl7", now_final, "r2")
+    current, history = _state(home)
+    assert current == [(25.0, "F", True, 2)]
+    assert [(v, s, x, c) for v, s, x, c, *_ in history] == [
+        (1, "P", 25.0, "P1"),
+        (2, "U", None, "U1"),
+    ]
+
+
+def test_status_u_that_resends_the_value_is_final_with_it(home, tmp_path):
+    landing = tmp_path / "landing"
+    prelim = MSG.format(msh7="20230105120000", ctrl="P1", status="P", value="25.0")
+    _deliver(home, landing, "1_prelim.hl7", prelim, "r1")
+    resent = MSG.format(msh7="20230106120000", ctrl="U1", status="U", value="25.0")
+    _deliver(home, landing, "2_status_final.hl7", resent, "r2")
+    assert _state(home)[0] == [(25.0, "F", True, 2)]
+
+
 @pytest.mark.parametrize(
     "orders",
     # with an OBR-3 filler order number, and without one (OBR-2 only): either way the second
