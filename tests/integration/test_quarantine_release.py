@@ -129,3 +129,40 @@ def test_release_after_adding_the_unit(home, tmp_path, config_dir):
     with pytest.raises(LookupError, match=f"no open quarantine record {released_id}"):
         release(home, ids=[released_id], run_id="release-4")
     assert _state(home) == (core, quarantine, files, staged)
+
+
+def test_release_run_report_shows_the_records_it_held_again(home, tmp_path, config_dir):
+    """The quality report of a release run accounts for the records its re-stage held.
+
+    batch.hl7 has 3 OBX: after the ng/dL fix the release re-stages it and counts 3 received,
+    2 accepted, 1 quarantined (the furlong result, m0/s5, still held). That held record was
+    first put aside by run-1, so it keeps run-1 as its run; the report of release-1 must
+    still list it (1 record, 1 still held), not "Nothing was put aside" beside a feed table
+    that says 1 quarantined.
+    """
+    from transforms.reporting.quality_html import render_quality_report
+    from warehouse.quality_report import load_report_data
+
+    landing = tmp_path / "landing"
+    (landing / "hl7").mkdir(parents=True)
+    (landing / "hl7" / "batch.hl7").write_text(HL7)
+    _run(home, landing, "run-1")
+    with open(config_dir / "units.csv", "a", encoding="utf-8") as fh:
+        fh.write("estradiol,ng/dL,10,1 ng/dL = 10 pg/mL (test)\n")
+    release(home, check_name="unknown_unit", run_id="release-1")
+
+    data = load_report_data(home, "release-1")
+    stats = [s for s in data.feed_stats if s["run_id"] == "release-1"]
+    assert [(s["n_received"], s["n_accepted"], s["n_quarantined"]) for s in stats] == [(3, 2, 1)]
+    assert [
+        (r["feed"], r["check_name"], r["n_records"], r["n_open"], r["n_released"])
+        for r in data.reasons
+    ] == [("hl7", "unknown_unit", 1, 1, 0)]
+    assert [(e["position"], e["is_released"]) for e in data.examples] == [("m0/s5", False)]
+    html = render_quality_report(data)
+    assert "Nothing was put aside in this run" not in html
+    assert '<div class="n bad">1</div><div class="l">of these still held</div>' in html
+
+    # run-1's own report is unchanged: its two records, one released since
+    first = load_report_data(home, "run-1")
+    assert [(r["n_records"], r["n_open"], r["n_released"]) for r in first.reasons] == [(2, 1, 1)]

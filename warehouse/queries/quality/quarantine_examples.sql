@@ -1,6 +1,7 @@
 -- Up to $n_examples examples per feed × check of a run: the readable reason, the
 -- de-identified excerpt and where the record sits (file name, position). The report masks
--- anything identifier-like again before display.
+-- anything identifier-like again before display. The run's records are those of
+-- quarantine_reasons.sql: put aside first by the run, or held again by its re-stage of a file.
 WITH
 held AS (
     SELECT
@@ -18,7 +19,13 @@ held AS (
         ) AS example_no
     FROM quality.quarantine AS q
     LEFT JOIN raw.files AS f USING (file_sha256)
-    WHERE q.run_id = $run_id
+    WHERE
+        q.run_id = $run_id
+        OR (
+            f.run_id = $run_id
+            AND q.released_at IS NULL
+            AND q.check_name <> 'duplicate_file'
+        )
 )
 
 SELECT
