@@ -110,3 +110,28 @@ def test_site_static_files_are_reached_from_any_depth():
     )
     same = '<link rel="icon" href="../../static/images/favicon.ico">'
     assert oa.localize(same, ASSETS, "../../")[0] == same
+
+
+def test_remote_css_url_in_an_inline_style_is_dropped():
+    """GX's dark-mode style loads its logo as a CSS background from S3: a page opened in a
+    browser set to dark mode fetched it (seen with Chromium's net log). No copy of that
+    image is shipped, so the url() goes; the rule stays, with no background image."""
+    page = (
+        "<style>\n@media (prefers-color-scheme: dark) {\n  .navbar-brand a {\n"
+        "    background: url('https://great-expectations-web-assets.s3.us-east-2.amazonaws"
+        ".com/full_logo_dark.png') 0 0 no-repeat;\n  }\n"
+        "  .x { background-image: url(//cdn.example.org/a.png); }\n"
+        '  .y { background-image: url("static/images/local.png"); }\n}\n</style>'
+        '<div style="background: url(https://cdn.example.org/b.png)">text</div>'
+        '<a href="https://docs.greatexpectations.io/">GX docs</a>'
+    )
+    html, dropped = oa.localize(page, ASSETS, "../")
+    assert dropped == []
+    assert html == (
+        "<style>\n@media (prefers-color-scheme: dark) {\n  .navbar-brand a {\n"
+        "    background: none 0 0 no-repeat;\n  }\n"
+        "  .x { background-image: none; }\n"
+        '  .y { background-image: url("static/images/local.png"); }\n}\n</style>'
+        '<div style="background: none">text</div>'
+        '<a href="https://docs.greatexpectations.io/">GX docs</a>'
+    )

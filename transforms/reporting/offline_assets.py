@@ -7,8 +7,8 @@ hosts who opened a validation report and when. ``localize`` rewrites every such 
 local copy the site carries (``config/data_docs_assets.yaml`` → ``assets/data_docs/``, copied
 to ``static/vendor/``), points GX's own ``static/`` files at the site root from any depth (GX
 counts one folder too few on validation pages), and drops any other remote script or
-stylesheet tag (a GX version that adds one loses that asset, never the page's content).
-Links a reader clicks (``<a>``) stay as they are.
+stylesheet tag (a GX version that adds one loses that asset, never the page's content), and
+any remote ``url(…)`` in inline CSS (GX's dark-mode logo on S3). Links a reader clicks (``<a>``) stay as they are.
 """
 
 from __future__ import annotations
@@ -43,6 +43,27 @@ _S3_IMAGE = re.compile(
     r"""/(?P<file>[\w.-]+)(?:\?[^"']*)?""",
     re.IGNORECASE,
 )
+
+# a remote image in CSS (GX's dark-mode style puts its logo on S3 as a background): no copy
+# is shipped, so url(…) becomes `none` in <style> blocks and style="…" attributes
+_STYLE_BLOCK = re.compile(r"(?P<open><style\b[^>]*>)(?P<css>.*?)(?=</style\s*>)", re.I | re.S)
+_STYLE_ATTR = re.compile(r"""(?P<lead>\sstyle\s*=\s*)(?P<q>["'])(?P<css>.*?)(?P=q)""", re.I | re.S)
+_OPEN_TAG = re.compile(r"<[A-Za-z][^>]*>")
+_CSS_REMOTE_URL = re.compile(r"""url\(\s*(["']?)(?:https?:)?//[^"')]*\1\s*\)""", re.I)
+
+
+def _drop_remote_css_urls(html: str) -> str:
+    def css(text: str) -> str:
+        return _CSS_REMOTE_URL.sub("none", text)
+
+    html = _STYLE_BLOCK.sub(lambda m: m.group("open") + css(m.group("css")), html)
+    return _OPEN_TAG.sub(
+        lambda t: _STYLE_ATTR.sub(
+            lambda m: m.group("lead") + m.group("q") + css(m.group("css")) + m.group("q"),
+            t.group(0),
+        ),
+        html,
+    )
 
 
 def load_assets(path: Path = ASSETS_YAML) -> dict[str, str]:
@@ -87,7 +108,7 @@ def localize(html: str, assets: Mapping[str, str], to_root: str) -> tuple[str, l
         lambda t: _SITE_STATIC.sub(lambda m: m.group("lead") + to_root + "static/", t.group(0)),
         page,
     )
-    return page, dropped
+    return _drop_remote_css_urls(page), dropped
 
 
 def relative_root(page: Path, site: Path) -> str:
