@@ -65,6 +65,7 @@ def load_report_data(home: Home, run_id: str | None = None) -> QualityReportData
             files=_rows(query(con, "run_files", p)),
             reasons=_rows(query(con, "quarantine_reasons", p)),
             open_by_run=_rows(query(con, "quarantine_open_by_run")),
+            released_here=_rows(query(con, "quarantine_released_by_run", p)),
             examples=_rows(query(con, "quarantine_examples", p)),
             gx=_rows(query(con, "gx_results", p)) if has_gx else [],
             gx_runs=_rows(query(con, "gx_runs")) if has_gx else [],

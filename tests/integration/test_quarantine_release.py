@@ -166,3 +166,26 @@ def test_release_run_report_shows_the_records_it_held_again(home, tmp_path, conf
     # run-1's own report is unchanged: its two records, one released since
     first = load_report_data(home, "run-1")
     assert [(r["n_records"], r["n_open"], r["n_released"]) for r in first.reasons] == [(2, 1, 1)]
+
+
+def test_release_run_report_says_what_it_released(home, tmp_path, config_dir):
+    """After the ng/dL fix, release-1 releases one record (m0/s4, hl7 unknown_unit, put aside
+    by run-1): its report names that count per feed × check; run-1's report has none."""
+    from transforms.reporting.quality_html import render_quality_report
+    from warehouse.quality_report import load_report_data
+
+    landing = tmp_path / "landing"
+    (landing / "hl7").mkdir(parents=True)
+    (landing / "hl7" / "batch.hl7").write_text(HL7)
+    _run(home, landing, "run-1")
+    with open(config_dir / "units.csv", "a", encoding="utf-8") as fh:
+        fh.write("estradiol,ng/dL,10,1 ng/dL = 10 pg/mL (test)\n")
+    release(home, check_name="unknown_unit", run_id="release-1")
+
+    data = load_report_data(home, "release-1")
+    assert [
+        (r["feed"], r["check_name"], r["n_released"], r["n_files"]) for r in data.released_here
+    ] == [("hl7", "unknown_unit", 1, 1)]
+    html = render_quality_report(data)
+    assert "Released by this run: 1 record" in html
+    assert load_report_data(home, "run-1").released_here == []

@@ -66,6 +66,7 @@ class QualityReportData:
     files: list[dict] = field(default_factory=list)  # files the selected run staged
     reasons: list[dict] = field(default_factory=list)  # feed × check of the selected run
     open_by_run: list[dict] = field(default_factory=list)  # run × check still held, every run
+    released_here: list[dict] = field(default_factory=list)  # feed × check the run released
     examples: list[dict] = field(default_factory=list)
     gx: list[dict] = field(default_factory=list)  # expectations of the selected run
     gx_runs: list[dict] = field(default_factory=list)  # run → n_expectations, n_failed
@@ -262,9 +263,30 @@ def _open_section(data: QualityReportData) -> str:
     )
 
 
+def _released_here(data: QualityReportData) -> str:
+    """What the run released (a release or reprocess after a fix), else nothing."""
+    if not data.released_here:
+        return ""
+    total = sum(r["n_released"] for r in data.released_here)
+    rows = [
+        [
+            _cell(r["feed"]),
+            _cell(r["check_name"], "mono"),
+            _cell(r["n_released"]),
+            _cell(r["n_files"]),
+        ]
+        for r in data.released_here
+    ]
+    return (
+        f"<p>Released by this run: {total} record{'s' if total != 1 else ''} put aside "
+        "earlier now pass and are in the warehouse.</p>"
+        + _table(["feed", "check", "released", "files"], rows, table_id="released")
+    )
+
+
 def _reasons_section(data: QualityReportData) -> str:
     if not data.reasons:
-        return "<p>Nothing was put aside in this run.</p>"
+        return "<p>Nothing was put aside in this run.</p>" + _released_here(data)
     rows = [
         [
             _cell(r["feed"]),
@@ -303,7 +325,9 @@ def _reasons_section(data: QualityReportData) -> str:
         table_id="examples",
     )
     return (
-        reasons + '<h3>Examples</h3><p class="note">A few records per feed and check. Excerpts are '
+        reasons
+        + _released_here(data)
+        + '<h3>Examples</h3><p class="note">A few records per feed and check. Excerpts are '
         "de-identified at the source and masked again here (▒). Release held records with "
         "<code>labwh quarantine release</code> after fixing the mapping (docs/quality.md).</p>"
         + examples
